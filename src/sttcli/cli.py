@@ -1,0 +1,502 @@
+"""The command line: options, help text, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from sttcli import __version__, config, pipeline
+from sttcli.chunking import Chunk
+from sttcli.client import Client, RetryPolicy
+from sttcli.errors import ExitCode, SttcliError, UsageError
+from sttcli.languages import validate_language
+from sttcli.output import write_output
+from sttcli.progress import Reporter
+from sttcli.writers import OutputFormat, format_timestamp, render
+
+app = typer.Typer(
+    name="sttcli",
+    help="Transcribe recordings of any length through an OpenAI-compatible speech-to-text "
+    "endpoint (OpenAI, Portkey, Requesty, Groq, Azure, or your own).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode="rich",
+)
+config_app = typer.Typer(help="Where settings live and what they resolve to.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+OUTPUT = "Output"
+MODEL = "Model and request"
+GATEWAY = "Gateway"
+SPLITTING = "Long recordings"
+DIAGNOSTICS = "Network and diagnostics"
+
+FileArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="FILE", help="Audio or video file to transcribe, or - to read it from stdin."
+    ),
+]
+FormatOpt = Annotated[
+    OutputFormat,
+    typer.Option(
+        "--format", "-f", help="Transcript format.", rich_help_panel=OUTPUT, case_sensitive=False
+    ),
+]
+OutputOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--output",
+        "-o",
+        metavar="PATH",
+        help="Write here instead of stdout (- is stdout; a directory gets FILE's name).",
+        rich_help_panel=OUTPUT,
+    ),
+]
+TimestampsOpt = Annotated[
+    str,
+    typer.Option(
+        "--timestamps",
+        metavar="word,segment",
+        help="verbose_json granularities: segment, word, or both.",
+        rich_help_panel=OUTPUT,
+    ),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model", "-m", help="Model name (default: the gateway's).", rich_help_panel=MODEL
+    ),
+]
+LanguageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--language",
+        "-l",
+        metavar="CODE",
+        help="Spoken language, ISO-639-1 (en, fr, ...); transcribe only.",
+        rich_help_panel=MODEL,
+    ),
+]
+PromptOpt = Annotated[
+    str | None,
+    typer.Option(help="Text to guide spelling and style.", rich_help_panel=MODEL),
+]
+TemperatureOpt = Annotated[
+    float | None,
+    typer.Option(min=0.0, max=1.0, help="Sampling temperature, 0 to 1.", rich_help_panel=MODEL),
+]
+GatewayOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--gateway",
+        "-g",
+        envvar="STTCLI_GATEWAY",
+        help="Profile: openai, portkey, portkey-local, requesty, groq, azure, local, custom, "
+        "or one from your config file.",
+        rich_help_panel=GATEWAY,
+    ),
+]
+BaseUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        envvar="STTCLI_BASE_URL",
+        help="Endpoint base URL, e.g. https://api.openai.com/v1 (alone means --gateway custom).",
+        rich_help_panel=GATEWAY,
+    ),
+]
+HeaderOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--header",
+        "-H",
+        metavar="'NAME: VALUE'",
+        help="Extra request header; repeatable.",
+        rich_help_panel=GATEWAY,
+    ),
+]
+PortkeyProviderOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Portkey: x-portkey-provider (the provider key comes from e.g. OPENAI_API_KEY).",
+        rich_help_panel=GATEWAY,
+    ),
+]
+PortkeyConfigOpt = Annotated[
+    str | None,
+    typer.Option(help="Portkey: x-portkey-config (config id or JSON).", rich_help_panel=GATEWAY),
+]
+PortkeyVirtualKeyOpt = Annotated[
+    str | None,
+    typer.Option(help="Portkey: x-portkey-virtual-key.", rich_help_panel=GATEWAY),
+]
+PortkeyCustomHostOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Portkey: x-portkey-custom-host (include the upstream's /v1).",
+        rich_help_panel=GATEWAY,
+    ),
+]
+UploadCapOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--upload-cap-mb",
+        min=1.0,
+        help="Largest upload the endpoint takes, in MB (default: the gateway's).",
+        rich_help_panel=GATEWAY,
+    ),
+]
+ChunkSecondsOpt = Annotated[
+    float | None,
+    typer.Option(
+        min=5.0,
+        help="Split into chunks of about this many seconds (more parallelism).",
+        rich_help_panel=SPLITTING,
+    ),
+]
+OverlapOpt = Annotated[
+    float,
+    typer.Option(
+        min=0.0,
+        max=30.0,
+        help="Seconds neighbouring chunks share where no silence allows a clean cut.",
+        rich_help_panel=SPLITTING,
+    ),
+]
+ConcurrencyOpt = Annotated[
+    int,
+    typer.Option(
+        "--concurrency",
+        "-j",
+        min=1,
+        max=64,
+        envvar="STTCLI_CONCURRENCY",
+        help="Requests in flight at once.",
+        rich_help_panel=SPLITTING,
+    ),
+]
+CarryPromptOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Send the end of each chunk's text as the next chunk's prompt (sequential).",
+        rich_help_panel=SPLITTING,
+    ),
+]
+ConvertOpt = Annotated[
+    bool,
+    typer.Option(
+        "--convert/--no-convert",
+        help="Convert containers the endpoint does not accept (aiff, mkv, mov, ...).",
+        rich_help_panel=SPLITTING,
+    ),
+]
+DryRunOpt = Annotated[
+    bool,
+    typer.Option(help="Show the plan (requests, chunks, bytes) and upload nothing.",
+                 rich_help_panel=SPLITTING),
+]  # fmt: skip
+TimeoutOpt = Annotated[
+    float,
+    typer.Option(min=1.0, help="Seconds to wait for each answer.", rich_help_panel=DIAGNOSTICS),
+]
+RetriesOpt = Annotated[
+    int,
+    typer.Option(
+        min=0, max=20, help="Retries for 429, 5xx and network errors.", rich_help_panel=DIAGNOSTICS
+    ),
+]
+QuietOpt = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", help="Only errors on stderr.", rich_help_panel=DIAGNOSTICS),
+]
+DebugOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Log requests (secrets redacted) and show tracebacks.", rich_help_panel=DIAGNOSTICS
+    ),
+]
+
+
+def fail(error: SttcliError, *, secrets: list[str] | None = None) -> NoReturn:
+    """The single boundary where an error becomes one line on stderr and an exit code."""
+    line = _scrub(error.one_line(), secrets or [])
+    print(f"sttcli: error: {line}", file=sys.stderr, flush=True)
+    raise typer.Exit(int(error.exit_code))
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "<redacted>")
+    return text
+
+
+@contextlib.contextmanager
+def error_boundary(debug: bool, secrets: Callable[[], list[str]]) -> Iterator[None]:
+    try:
+        yield
+    except SttcliError as exc:
+        if debug:
+            _print_traceback(secrets())
+        fail(exc, secrets=secrets())
+    except KeyboardInterrupt:
+        print("sttcli: interrupted", file=sys.stderr, flush=True)
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:
+        if debug:
+            _print_traceback(secrets())
+        message = _scrub(f"{type(exc).__name__}: {exc}", secrets())
+        hint = "" if debug else " (run with --debug for details)"
+        print(f"sttcli: error: internal error: {message}{hint}", file=sys.stderr, flush=True)
+        raise typer.Exit(int(ExitCode.INTERNAL)) from None
+
+
+def _print_traceback(secrets: list[str]) -> None:
+    print(_scrub(traceback.format_exc(), secrets), file=sys.stderr, end="", flush=True)
+
+
+@contextlib.contextmanager
+def input_path(file: str) -> Iterator[tuple[Path, str]]:
+    """The recording as a path on disk; stdin is spooled to a temporary file first."""
+    if file != "-":
+        yield Path(file), file
+        return
+    if sys.stdin.isatty():
+        raise UsageError("FILE is - but stdin is a terminal", hint="pipe a recording in")
+    with tempfile.TemporaryDirectory(prefix="sttcli-stdin-") as tmp:
+        path = Path(tmp) / "stdin"
+        with path.open("wb") as handle:
+            shutil.copyfileobj(sys.stdin.buffer, handle, 1 << 20)
+        yield path, "<stdin>"
+
+
+def parse_granularities(raw: str) -> tuple[str, ...]:
+    values = tuple(dict.fromkeys(v.strip().lower() for v in raw.split(",") if v.strip()))
+    unknown = [v for v in values if v not in ("word", "segment")]
+    if unknown or not values:
+        raise UsageError(
+            f"--timestamps {raw!r} is not valid", hint="use word, segment or word,segment"
+        )
+    return values
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"sttcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """sttcli: speech to text for files of any length."""
+
+
+def _make_command(task: str) -> Callable[..., None]:
+    def command(
+        file: FileArg,
+        format: FormatOpt = OutputFormat.TEXT,
+        output: OutputOpt = None,
+        timestamps: TimestampsOpt = "segment",
+        model: ModelOpt = None,
+        language: LanguageOpt = None,
+        prompt: PromptOpt = None,
+        temperature: TemperatureOpt = None,
+        gateway: GatewayOpt = None,
+        base_url: BaseUrlOpt = None,
+        header: HeaderOpt = None,
+        portkey_provider: PortkeyProviderOpt = None,
+        portkey_config: PortkeyConfigOpt = None,
+        portkey_virtual_key: PortkeyVirtualKeyOpt = None,
+        portkey_custom_host: PortkeyCustomHostOpt = None,
+        upload_cap_mb: UploadCapOpt = None,
+        chunk_seconds: ChunkSecondsOpt = None,
+        overlap: OverlapOpt = 2.0,
+        concurrency: ConcurrencyOpt = 4,
+        carry_prompt: CarryPromptOpt = False,
+        convert: ConvertOpt = True,
+        dry_run: DryRunOpt = False,
+        timeout: TimeoutOpt = 600.0,
+        retries: RetriesOpt = 4,
+        quiet: QuietOpt = False,
+        debug: DebugOpt = False,
+    ) -> None:
+        settings_box: list[config.Settings] = []
+
+        def secrets() -> list[str]:
+            return settings_box[0].secrets() if settings_box else []
+
+        with error_boundary(debug, secrets):
+            gateway_options = config.GatewayOptions(
+                gateway=gateway,
+                base_url=base_url,
+                model=model,
+                headers=tuple(header or ()),
+                upload_cap_mb=upload_cap_mb,
+                portkey_provider=portkey_provider,
+                portkey_config=portkey_config,
+                portkey_virtual_key=portkey_virtual_key,
+                portkey_custom_host=portkey_custom_host,
+            )
+            settings = config.resolve(gateway_options, require_key=not dry_run)
+            settings_box.append(settings)
+            with input_path(file) as (path, name):
+                job = pipeline.Job(
+                    source=path,
+                    name=name,
+                    task=task,
+                    output_format=format,
+                    language=validate_language(language),
+                    prompt=prompt,
+                    temperature=temperature,
+                    granularities=parse_granularities(timestamps),
+                    chunk_seconds=chunk_seconds,
+                    overlap=overlap,
+                    convert=convert,
+                    carry_prompt=carry_prompt,
+                    concurrency=concurrency,
+                )
+                if dry_run:
+                    report = asyncio.run(pipeline.dry_run(job, settings))
+                    print(describe_plan(report, format), end="")
+                    return
+                reporter = Reporter(sys.stderr, tty=sys.stderr.isatty(), quiet=quiet, debug=debug)
+                retry = RetryPolicy(retries=retries, base_delay=_backoff_base())
+                result = asyncio.run(
+                    _transcribe(job, settings, reporter, concurrency, timeout, retry)
+                )
+                text = _rendered(result, format)
+                write_output(text, output, source_name=name, extension=format.value)
+
+    command.__doc__ = (
+        "Transcribe a recording (any length) into text, json, verbose_json, srt or vtt."
+        if task == "transcribe"
+        else "Translate a recording's speech into English text, json or subtitles."
+    )
+    return command
+
+
+async def _transcribe(
+    job: pipeline.Job,
+    settings: config.Settings,
+    reporter: Reporter,
+    concurrency: int,
+    timeout: float,
+    retry: RetryPolicy,
+) -> pipeline.Result:
+    with reporter:
+        async with Client(
+            settings, concurrency=concurrency, timeout=timeout, retry=retry, emit=reporter
+        ) as client:
+            return await pipeline.transcribe(job, settings, client, reporter)
+
+
+def _backoff_base() -> float:
+    raw = os.environ.get("STTCLI_BACKOFF_BASE", "")
+    try:
+        return float(raw) if raw else 0.5
+    except ValueError:
+        return 0.5
+
+
+def _rendered(result: pipeline.Result, fmt: OutputFormat) -> str:
+    if result.passthrough is not None:
+        body = result.passthrough
+        return body if body.endswith("\n") else body + "\n"
+    assert result.transcript is not None
+    return render(result.transcript, fmt)
+
+
+def describe_plan(report: pipeline.PlanReport, fmt: OutputFormat) -> str:
+    info = report.info
+    lines = [
+        f"input: {info.path.name}: {info.container}/{info.codec}, {info.duration:.3f} s, "
+        f"{info.size:,} bytes, {info.sample_rate} Hz, {info.channels} ch",
+        f"output: {fmt.value}; asking the endpoint for {report.request_format}",
+    ]
+    if report.mode == "one request":
+        lines.append(f"plan: one request, {report.upload_name} ({report.upload_bytes:,} bytes)")
+        if report.notice:
+            lines.append(f"note: {report.notice}")
+        return "\n".join(lines) + "\n"
+    total = sum(c.size for c in report.chunks)
+    lines.append(
+        f"plan: {len(report.chunks)} {report.mode}, {total:,} bytes in all"
+        + (f" — {'; '.join(report.reasons)}" if report.reasons else "")
+    )
+    for chunk in report.chunks:
+        cut = (
+            "silence" if chunk.cut_in_silence else f"no silence, overlap {chunk.overlap_before:g} s"
+        )
+        lines.append(
+            f"  {chunk.index + 1:>4}  {format_timestamp(chunk.start, decimal_marker='.')} – "
+            f"{format_timestamp(chunk.end, decimal_marker='.')}  {chunk.size:>12,} bytes  "
+            f"{chunk.filename}  cut: {cut}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def overlap_note(chunk: Chunk) -> str:
+    return f"overlap {chunk.overlap_before:g} s" if chunk.overlap_before else "no overlap"
+
+
+@config_app.command("path")
+def config_path_command() -> None:
+    """Print where the config file is (it may not exist yet)."""
+    print(config.config_path())
+
+
+@config_app.command("show")
+def config_show(
+    gateway: GatewayOpt = None,
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    header: HeaderOpt = None,
+    portkey_provider: PortkeyProviderOpt = None,
+    portkey_config: PortkeyConfigOpt = None,
+    portkey_virtual_key: PortkeyVirtualKeyOpt = None,
+    portkey_custom_host: PortkeyCustomHostOpt = None,
+    upload_cap_mb: UploadCapOpt = None,
+) -> None:
+    """Print the effective settings as JSON, with every secret redacted."""
+    with error_boundary(False, list):
+        options = config.GatewayOptions(
+            gateway=gateway,
+            base_url=base_url,
+            model=model,
+            headers=tuple(header or ()),
+            upload_cap_mb=upload_cap_mb,
+            portkey_provider=portkey_provider,
+            portkey_config=portkey_config,
+            portkey_virtual_key=portkey_virtual_key,
+            portkey_custom_host=portkey_custom_host,
+        )
+        settings = config.resolve(options, require_key=False)
+        shown: dict[str, Any] = config.describe(settings)
+        print(json.dumps(shown, indent=2))
+
+
+app.command("transcribe")(_make_command("transcribe"))
+app.command("translate")(_make_command("translate"))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,481 @@
+"""One recording end to end: probe, decide how to ask, split if needed, upload, stitch.
+
+Knows nothing of terminals: it reports through `Emit` events and returns a `Result`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from sttcli import chunking, media, stitch
+from sttcli.chunking import Chunk, SplitPlan
+from sttcli.client import Client, RequestOptions, Upload
+from sttcli.config import Settings
+from sttcli.errors import ConfigError, RequestRejected, SttcliError
+from sttcli.events import Emit, Event, Kind
+from sttcli.transcript import ResponseFormatError, Transcript, Usage, parse_response
+from sttcli.writers import OutputFormat, format_timestamp
+
+TIMESTAMP_FORMATS = ("verbose_json", "srt", "vtt")
+UPLOAD_SAFETY = 0.96  # keep uploads this far under the cap: multipart overhead, MB vs MiB
+CARRY_PROMPT_CHARS = 600
+DURATION_CAP_PATTERN = re.compile(r"(\d+(?:\.\d+)?)\s*(?:s\b|sec|second)", re.IGNORECASE)
+FLAC_CONTENT_TYPE = "audio/flac"
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path
+    name: str  # how the user named the input, for messages
+    task: str = "transcribe"
+    output_format: OutputFormat = OutputFormat.TEXT
+    language: str | None = None
+    prompt: str | None = None
+    temperature: float | None = None
+    granularities: tuple[str, ...] = ("segment",)
+    chunk_seconds: float | None = None
+    overlap: float = 2.0
+    convert: bool = True
+    carry_prompt: bool = False
+    concurrency: int = 4
+
+
+@dataclass
+class Result:
+    transcript: Transcript | None = None
+    passthrough: str | None = None  # the endpoint's own body, for unsplit json/text
+    plan: SplitPlan | None = None
+    chunks: list[Chunk] = field(default_factory=list)
+    requests: int = 0
+    bytes_sent: int = 0
+    usage: Usage | None = None
+
+
+class NoTimestamps(Exception):
+    """The endpoint refused every timestamped response format."""
+
+
+class DurationCapExceeded(Exception):
+    def __init__(self, cap: float) -> None:
+        super().__init__(cap)
+        self.cap = cap
+
+
+@dataclass
+class Negotiation:
+    """Which response format to ask for; learnt once from 400s and shared by all chunks."""
+
+    candidates: list[str]
+    timestamps: bool
+
+    @property
+    def current(self) -> str:
+        return self.candidates[0]
+
+    def refuse(self, fmt: str) -> None:
+        if fmt in self.candidates and len(self.candidates) > 1:
+            self.candidates.remove(fmt)
+        elif self.timestamps:
+            raise NoTimestamps
+        else:
+            raise ValueError(fmt)
+
+
+def needs_timestamps(fmt: OutputFormat) -> bool:
+    return fmt.value in TIMESTAMP_FORMATS
+
+
+def timestamp_candidates(job: Job, settings: Settings) -> list[str]:
+    caps = settings.caps
+    if not caps.timestamps:
+        return []
+    allowed = caps.formats & settings.profile.response_formats
+    return [f for f in TIMESTAMP_FORMATS if f in allowed]
+
+
+def check_model(job: Job, settings: Settings) -> None:
+    if job.task == "translate" and not settings.caps.translation:
+        raise ConfigError(
+            f"model {settings.model} cannot translate",
+            hint="use a Whisper model for translate, e.g. --model whisper-1",
+        )
+
+
+def safe_cap(settings: Settings) -> int:
+    return int(settings.upload_cap * UPLOAD_SAFETY)
+
+
+def plan_for(
+    job: Job,
+    settings: Settings,
+    info: media.MediaInfo,
+    duration_cap: float | None,
+    *,
+    overlap: bool,
+) -> SplitPlan | None:
+    """Overlapping chunks only help when the answers carry times to dedupe by."""
+    return chunking.plan_split(
+        info,
+        max_upload_bytes=safe_cap(settings),
+        duration_cap=duration_cap,
+        chunk_seconds=job.chunk_seconds,
+        overlap=job.overlap if overlap else 0.0,
+        model=settings.model,
+    )
+
+
+def text_format(settings: Settings, wanted: str) -> str:
+    allowed = settings.caps.formats & settings.profile.response_formats
+    return wanted if wanted in allowed else "json"
+
+
+class FilePipeline:
+    def __init__(self, job: Job, settings: Settings, client: Client, emit: Emit) -> None:
+        self.job = job
+        self.settings = settings
+        self.client = client
+        self.emit = emit
+        self.result = Result()
+
+    # -- deciding ---------------------------------------------------------------------
+
+    def request(self, response_format: str, prompt: str | None = None) -> RequestOptions:
+        job = self.job
+        granularities = job.granularities if response_format == "verbose_json" else ()
+        return RequestOptions(
+            task=job.task,
+            model=self.settings.model,
+            response_format=response_format,
+            language=job.language,
+            prompt=prompt if prompt is not None else job.prompt,
+            temperature=job.temperature,
+            granularities=granularities,
+        )
+
+    # -- running ----------------------------------------------------------------------
+
+    async def run(self, workdir: Path) -> Result:
+        check_model(self.job, self.settings)
+        info = await asyncio.to_thread(media.probe, self.job.source)
+        wants_times = needs_timestamps(self.job.output_format)
+        candidates = timestamp_candidates(self.job, self.settings)
+        duration_cap = self.settings.caps.duration_cap
+        for _ in range(3):  # a 400 may teach us a smaller duration cap, once or twice
+            try:
+                if wants_times and not candidates:
+                    await self.run_utterances(info, workdir)
+                else:
+                    await self.run_chunks(info, workdir, candidates, duration_cap)
+                return self.result
+            except NoTimestamps:
+                self.notice(f"{self.settings.model} returned no timestamps; cutting at pauses")
+                candidates = []
+            except DurationCapExceeded as exc:
+                self.notice(f"the endpoint caps a request at {exc.cap:g} s; splitting to fit")
+                duration_cap = exc.cap
+            self.result = Result()
+        raise ConfigError("the endpoint kept refusing the request", file=self.job.name)
+
+    async def run_chunks(
+        self,
+        info: media.MediaInfo,
+        workdir: Path,
+        candidates: list[str],
+        duration_cap: float | None,
+    ) -> None:
+        """Timestamps are asked for whenever the model has them and either the output
+        needs them or the recording is split (overlaps are resolved by time)."""
+        plan = plan_for(self.job, self.settings, info, duration_cap, overlap=bool(candidates))
+        upload = None
+        if plan is None:
+            upload = await asyncio.to_thread(media.prepare_upload, info, workdir, self.job.convert)
+            if upload.notice:
+                self.notice(upload.notice)
+            if upload.path.stat().st_size > safe_cap(self.settings):
+                converted = replace(info, size=upload.path.stat().st_size)
+                plan = plan_for(
+                    self.job, self.settings, converted, duration_cap, overlap=bool(candidates)
+                )
+        if plan is None and upload is not None:
+            wants_times = needs_timestamps(self.job.output_format)
+            chosen = list(candidates) if wants_times else []
+            await self.run_single(upload, Negotiation(chosen, bool(chosen)), info.duration)
+            return
+        negotiation = Negotiation(list(candidates), timestamps=bool(candidates))
+        assert plan is not None
+        self.result.plan = plan
+        self.notice(f"splitting: {'; '.join(plan.reasons)}")
+        if not candidates:
+            negotiation.candidates = [text_format(self.settings, "json")]
+        parts = await self.upload_chunks(
+            lambda: chunking.cut_chunks(info, plan, workdir), negotiation, plan.estimated_chunks
+        )
+        self.finish(stitch.stitch(parts, duration=info.duration))
+
+    async def run_single(
+        self, upload: media.UploadFile, negotiation: Negotiation, duration: float
+    ) -> None:
+        self.emit(Event(Kind.PLAN, self.job.name, "one request", total=1))
+        target = Upload(upload.path, upload.filename, upload.content_type)
+        if not negotiation.candidates:
+            wanted = self.job.output_format.value
+            fmt = text_format(self.settings, wanted)
+            body, transcript = await self.send(target, fmt, 0, 1)
+            if fmt == wanted:
+                self.result.passthrough = body
+            self.finish(transcript)
+            return
+        transcript = await self.send_negotiated(target, negotiation, 0, 1)
+        self.finish(stitch.stitch([stitch.Part(transcript, 0.0, duration)], duration=duration))
+
+    async def run_utterances(self, info: media.MediaInfo, workdir: Path) -> None:
+        self.notice(
+            f"{self.settings.model} gives no timestamps: transcribing utterance by utterance "
+            "and timing each from the audio"
+        )
+        negotiation = Negotiation([text_format(self.settings, "json")], timestamps=False)
+        parts = await self.upload_chunks(
+            lambda: chunking.cut_utterances(info, workdir), negotiation, None, utterances=True
+        )
+        self.finish(stitch.stitch(parts, duration=info.duration))
+
+    def finish(self, transcript: Transcript) -> None:
+        self.result.transcript = transcript
+        usage = transcript.usage
+        self.result.usage = usage
+        if usage is not None:
+            self.notice(f"usage: {usage.describe()}")
+
+    # -- uploading --------------------------------------------------------------------
+
+    async def upload_chunks(
+        self,
+        produce: Callable[[], Iterator[Chunk]],
+        negotiation: Negotiation,
+        total: int | None,
+        *,
+        utterances: bool = False,
+    ) -> list[stitch.Part]:
+        self.emit(Event(Kind.PLAN, self.job.name, "chunks", total=total))
+        ahead = asyncio.Semaphore(self.job.concurrency + 2)  # bounds chunk files on disk
+        tasks: list[asyncio.Task[stitch.Part]] = []
+        chunks = produce()
+        previous_text: list[str] = []
+        try:
+            while True:
+                await ahead.acquire()
+                chunk = await asyncio.to_thread(next, chunks, None)
+                if chunk is None:
+                    ahead.release()
+                    break
+                self.result.chunks.append(chunk)
+                self.emit(Event(Kind.PREPARED, self.job.name, index=chunk.index, bytes=chunk.size))
+                task = asyncio.create_task(
+                    self.upload_chunk(chunk, negotiation, ahead, utterances, previous_text)
+                )
+                tasks.append(task)
+                if self.job.carry_prompt:
+                    await task  # each prompt needs the previous chunk's text
+                _raise_first_failure(tasks)
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        finally:
+            await asyncio.to_thread(_close, chunks)
+
+    async def upload_chunk(
+        self,
+        chunk: Chunk,
+        negotiation: Negotiation,
+        ahead: asyncio.Semaphore,
+        utterances: bool,
+        previous_text: list[str],
+    ) -> stitch.Part:
+        try:
+            upload = Upload(chunk.path, chunk.filename, _content_type(chunk.filename))
+            prompt = _carry(previous_text, self.job.prompt) if self.job.carry_prompt else None
+            total = len(self.result.chunks)
+            transcript = await self.send_negotiated(upload, negotiation, chunk.index, total, prompt)
+            if self.job.carry_prompt:
+                previous_text.append(transcript.text)
+            if utterances:
+                transcript = stitch.single_segment(
+                    transcript,
+                    (chunk.speech_start or chunk.start) - chunk.start,
+                    (chunk.speech_end or chunk.end) - chunk.start,
+                )
+            return stitch.Part(transcript, chunk.start, chunk.end)
+        except SttcliError as exc:
+            exc.cause = f"chunk {chunk.index + 1} ({_clock(chunk.start)}–{_clock(chunk.end)}): " + (
+                exc.cause
+            )
+            raise
+        finally:
+            chunk.path.unlink(missing_ok=True)
+            ahead.release()
+
+    async def send_negotiated(
+        self,
+        upload: Upload,
+        negotiation: Negotiation,
+        index: int,
+        total: int,
+        prompt: str | None = None,
+    ) -> Transcript:
+        while True:
+            fmt = negotiation.current
+            try:
+                _body, transcript = await self.send(upload, fmt, index, total, prompt)
+                return transcript
+            except RequestRejected as exc:
+                if exc.status != 400:
+                    raise
+                cap = _duration_cap(exc)
+                if cap is not None:
+                    raise DurationCapExceeded(cap) from None
+                if not _names_response_format(exc) or fmt != negotiation.current:
+                    raise
+                self.emit(
+                    Event(Kind.DEBUG, self.job.name, f"endpoint refused {fmt}; trying another")
+                )
+                negotiation.refuse(fmt)
+
+    async def send(
+        self,
+        upload: Upload,
+        response_format: str,
+        index: int,
+        total: int,
+        prompt: str | None = None,
+    ) -> tuple[str, Transcript]:
+        size = upload.path.stat().st_size
+        label = self.job.name
+        self.emit(Event(Kind.UPLOADING, label, index=index, total=total, bytes=size))
+        try:
+            response = await self.client.send(
+                upload, self.request(response_format, prompt), label=label
+            )
+        except SttcliError as exc:
+            raise exc.with_file(self.job.name) from None
+        self.result.requests += 1
+        self.result.bytes_sent += size
+        self.emit(Event(Kind.UPLOADED, label, index=index, total=total, bytes=size))
+        try:
+            transcript = parse_response(response.body, response.content_type, response_format)
+        except ResponseFormatError as exc:
+            raise RequestRejected(
+                str(exc), file=self.job.name, hint="check that --base-url is a transcription API"
+            ) from None
+        body = response.body.decode("utf-8", errors="replace")
+        return body, transcript
+
+    def notice(self, message: str) -> None:
+        self.emit(Event(Kind.NOTICE, self.job.name, message))
+
+
+def _raise_first_failure(tasks: list[asyncio.Task[stitch.Part]]) -> None:
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+
+
+def _close(chunks: Iterator[Chunk]) -> None:
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()
+
+
+def _carry(previous: list[str], user_prompt: str | None) -> str | None:
+    if not previous:
+        return user_prompt
+    tail = previous[-1][-CARRY_PROMPT_CHARS:]
+    cut = tail.find(" ")
+    return tail[cut + 1 :] if 0 <= cut < len(tail) - 1 and len(previous[-1]) > len(tail) else tail
+
+
+def _content_type(filename: str) -> str:
+    ext = filename.rsplit(".", 1)[-1].lower()
+    return media.CONTENT_TYPES.get(ext, "application/octet-stream")
+
+
+def _names_response_format(exc: RequestRejected) -> bool:
+    return exc.param == "response_format" or "response_format" in exc.cause
+
+
+def _duration_cap(exc: RequestRejected) -> float | None:
+    text = exc.cause.lower()
+    if not any(word in text for word in ("too long", "duration", "maximum", "longer than")):
+        return None
+    numbers = [float(n) for n in DURATION_CAP_PATTERN.findall(exc.cause)]
+    return min(numbers) if numbers else None
+
+
+def _clock(seconds: float) -> str:
+    return format_timestamp(seconds, decimal_marker=".")
+
+
+async def transcribe(job: Job, settings: Settings, client: Client, emit: Emit) -> Result:
+    with tempfile.TemporaryDirectory(prefix="sttcli-") as workdir:
+        return await FilePipeline(job, settings, client, emit).run(Path(workdir))
+
+
+@dataclass(frozen=True)
+class PlanReport:
+    """What a run would do, for --dry-run: nothing is uploaded."""
+
+    info: media.MediaInfo
+    mode: str  # "one request", "chunks" or "utterances"
+    request_format: str
+    reasons: tuple[str, ...] = ()
+    chunks: tuple[Chunk, ...] = ()
+    upload_name: str | None = None
+    upload_bytes: int = 0
+    notice: str | None = None
+
+
+async def dry_run(job: Job, settings: Settings) -> PlanReport:
+    check_model(job, settings)
+    with tempfile.TemporaryDirectory(prefix="sttcli-plan-") as tmp:
+        workdir = Path(tmp)
+        info = await asyncio.to_thread(media.probe, job.source)
+        candidates = timestamp_candidates(job, settings)
+        if needs_timestamps(job.output_format) and not candidates:
+            pieces = await asyncio.to_thread(_collect, chunking.cut_utterances(info, workdir))
+            fmt = text_format(settings, "json")
+            return PlanReport(info, "utterances", fmt, ("model gives no timestamps",), pieces)
+        cap = settings.caps.duration_cap
+        plan = plan_for(job, settings, info, cap, overlap=bool(candidates))
+        upload = None
+        if plan is None:
+            upload = await asyncio.to_thread(media.prepare_upload, info, workdir, job.convert)
+            size = upload.path.stat().st_size
+            if size > safe_cap(settings):
+                converted = replace(info, size=size)
+                plan = plan_for(job, settings, converted, cap, overlap=bool(candidates))
+        if plan is None and upload is not None:
+            wants = needs_timestamps(job.output_format)
+            fmt = candidates[0] if wants else text_format(settings, job.output_format.value)
+            return PlanReport(
+                info, "one request", fmt, (), (), upload.filename, size, upload.notice
+            )
+        assert plan is not None
+        chunks = await asyncio.to_thread(_collect, chunking.cut_chunks(info, plan, workdir))
+        fmt = candidates[0] if candidates else text_format(settings, "json")
+        return PlanReport(info, "chunks", fmt, plan.reasons, chunks)
+
+
+def _collect(chunks: Iterator[Chunk]) -> tuple[Chunk, ...]:
+    """Run a chunk producer to the end, keeping the descriptions and not the files."""
+    collected = []
+    for chunk in chunks:
+        collected.append(chunk)
+        chunk.path.unlink(missing_ok=True)
+    return tuple(collected)
