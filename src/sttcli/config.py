@@ -28,7 +28,20 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 MB = 1_000_000
 ALL_FORMATS = frozenset({"json", "text", "srt", "vtt", "verbose_json"})
-SECRET_HEADER_PATTERN = re.compile(r"auth|key|token|secret|cookie|signature", re.IGNORECASE)
+SECRET_HEADER_WORDS = frozenset(
+    {
+        "authorization",
+        "auth",
+        "key",
+        "apikey",
+        "token",
+        "secret",
+        "cookie",
+        "signature",
+        "password",
+        "config",
+    }
+)  # fmt: skip  ("config": a Portkey config may embed provider keys)
 
 
 class Secret:
@@ -425,11 +438,15 @@ def _resolve_headers(
     plain: dict[str, str] = {}
     secret: dict[str, Secret] = {}
     for key, value in pairs:
-        if SECRET_HEADER_PATTERN.search(key):
+        if is_secret_header(key):
             secret[key] = Secret(value)
         else:
             plain[key] = value
     return plain, secret
+
+
+def is_secret_header(name: str) -> bool:
+    return any(word in SECRET_HEADER_WORDS for word in re.split(r"[-_ ]", name.lower()))
 
 
 def _provider_key(provider: str, env: Mapping[str, str]) -> str:

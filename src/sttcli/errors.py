@@ -45,6 +45,9 @@ class SttcliError(Exception):
             self.file = str(file)
         return self
 
+    def __str__(self) -> str:
+        return self.one_line()
+
     def one_line(self) -> str:
         parts = [self.file, self.cause] if self.file else [self.cause]
         line = ": ".join(parts)
