@@ -78,7 +78,11 @@ TimestampsOpt = Annotated[
 ModelOpt = Annotated[
     str | None,
     typer.Option(
-        "--model", "-m", help="Model name (default: the gateway's).", rich_help_panel=MODEL
+        "--model",
+        "-m",
+        metavar="NAME",
+        help="Model name (default: the gateway's). [env: STTCLI_MODEL]",
+        rich_help_panel=MODEL,
     ),
 ]
 LanguageOpt = Annotated[
@@ -93,28 +97,31 @@ LanguageOpt = Annotated[
 ]
 PromptOpt = Annotated[
     str | None,
-    typer.Option(help="Text to guide spelling and style.", rich_help_panel=MODEL),
+    typer.Option(metavar="TEXT", help="Text to guide spelling and style.", rich_help_panel=MODEL),
 ]
 TemperatureOpt = Annotated[
     float | None,
-    typer.Option(min=0.0, max=1.0, help="Sampling temperature, 0 to 1.", rich_help_panel=MODEL),
+    typer.Option(
+        min=0.0, max=1.0, metavar="T", help="Sampling temperature, 0 to 1.", rich_help_panel=MODEL
+    ),
 ]
 GatewayOpt = Annotated[
     str | None,
     typer.Option(
         "--gateway",
         "-g",
-        envvar="STTCLI_GATEWAY",
+        metavar="NAME",
         help="Profile: openai, portkey, portkey-local, requesty, groq, azure, local, custom, "
-        "or one from your config file.",
+        "or one from your config file. [env: STTCLI_GATEWAY]",
         rich_help_panel=GATEWAY,
     ),
 ]
 BaseUrlOpt = Annotated[
     str | None,
     typer.Option(
-        envvar="STTCLI_BASE_URL",
-        help="Endpoint base URL, e.g. https://api.openai.com/v1 (alone means --gateway custom).",
+        metavar="URL",
+        help="Endpoint base URL, e.g. https://api.openai.com/v1 (alone means --gateway custom)."
+        " [env: STTCLI_BASE_URL]",
         rich_help_panel=GATEWAY,
     ),
 ]
@@ -131,21 +138,27 @@ HeaderOpt = Annotated[
 PortkeyProviderOpt = Annotated[
     str | None,
     typer.Option(
+        metavar="NAME",
         help="Portkey: x-portkey-provider (the provider key comes from e.g. OPENAI_API_KEY).",
         rich_help_panel=GATEWAY,
     ),
 ]
 PortkeyConfigOpt = Annotated[
     str | None,
-    typer.Option(help="Portkey: x-portkey-config (config id or JSON).", rich_help_panel=GATEWAY),
+    typer.Option(
+        metavar="ID|JSON",
+        help="Portkey: x-portkey-config (config id or JSON).",
+        rich_help_panel=GATEWAY,
+    ),
 ]
 PortkeyVirtualKeyOpt = Annotated[
     str | None,
-    typer.Option(help="Portkey: x-portkey-virtual-key.", rich_help_panel=GATEWAY),
+    typer.Option(metavar="KEY", help="Portkey: x-portkey-virtual-key.", rich_help_panel=GATEWAY),
 ]
 PortkeyCustomHostOpt = Annotated[
     str | None,
     typer.Option(
+        metavar="URL",
         help="Portkey: x-portkey-custom-host (include the upstream's /v1).",
         rich_help_panel=GATEWAY,
     ),
@@ -155,7 +168,9 @@ UploadCapOpt = Annotated[
     typer.Option(
         "--upload-cap-mb",
         min=1.0,
-        help="Largest upload the endpoint takes, in MB (default: the gateway's).",
+        metavar="MB",
+        help="Largest upload the endpoint takes, in MB (default: the gateway's). "
+        "[env: STTCLI_UPLOAD_CAP_MB]",
         rich_help_panel=GATEWAY,
     ),
 ]
@@ -163,6 +178,7 @@ ChunkSecondsOpt = Annotated[
     float | None,
     typer.Option(
         min=5.0,
+        metavar="S",
         help="Split into chunks of about this many seconds (more parallelism).",
         rich_help_panel=SPLITTING,
     ),
@@ -172,6 +188,7 @@ OverlapOpt = Annotated[
     typer.Option(
         min=0.0,
         max=30.0,
+        metavar="S",
         help="Seconds neighbouring chunks share where no silence allows a clean cut.",
         rich_help_panel=SPLITTING,
     ),
@@ -183,6 +200,7 @@ ConcurrencyOpt = Annotated[
         "-j",
         min=1,
         max=64,
+        metavar="N",
         envvar="STTCLI_CONCURRENCY",
         help="Requests in flight at once.",
         rich_help_panel=SPLITTING,
@@ -191,6 +209,7 @@ ConcurrencyOpt = Annotated[
 CarryPromptOpt = Annotated[
     bool,
     typer.Option(
+        "--carry-prompt",
         help="Send the end of each chunk's text as the next chunk's prompt (sequential).",
         rich_help_panel=SPLITTING,
     ),
@@ -205,17 +224,23 @@ ConvertOpt = Annotated[
 ]
 DryRunOpt = Annotated[
     bool,
-    typer.Option(help="Show the plan (requests, chunks, bytes) and upload nothing.",
+    typer.Option("--dry-run", help="Show the plan (requests, chunks, bytes) and upload nothing.",
                  rich_help_panel=SPLITTING),
 ]  # fmt: skip
 TimeoutOpt = Annotated[
     float,
-    typer.Option(min=1.0, help="Seconds to wait for each answer.", rich_help_panel=DIAGNOSTICS),
+    typer.Option(
+        min=1.0, metavar="S", help="Seconds to wait for each answer.", rich_help_panel=DIAGNOSTICS
+    ),
 ]
 RetriesOpt = Annotated[
     int,
     typer.Option(
-        min=0, max=20, help="Retries for 429, 5xx and network errors.", rich_help_panel=DIAGNOSTICS
+        min=0,
+        max=20,
+        metavar="N",
+        help="Retries for 429, 5xx and network errors.",
+        rich_help_panel=DIAGNOSTICS,
     ),
 ]
 QuietOpt = Annotated[
@@ -225,7 +250,9 @@ QuietOpt = Annotated[
 DebugOpt = Annotated[
     bool,
     typer.Option(
-        help="Log requests (secrets redacted) and show tracebacks.", rich_help_panel=DIAGNOSTICS
+        "--debug",
+        help="Log requests (secrets redacted) and show tracebacks.",
+        rich_help_panel=DIAGNOSTICS,
     ),
 ]
 

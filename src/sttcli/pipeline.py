@@ -18,7 +18,13 @@ from sttcli.client import Client, RequestOptions, Upload
 from sttcli.config import Settings
 from sttcli.errors import ConfigError, RequestRejected, SttcliError
 from sttcli.events import Emit, Event, Kind
-from sttcli.transcript import ResponseFormatError, Transcript, Usage, parse_response
+from sttcli.transcript import (
+    ResponseFormatError,
+    Transcript,
+    Usage,
+    parse_response,
+    unwrap_body,
+)
 from sttcli.writers import OutputFormat, format_timestamp
 
 TIMESTAMP_FORMATS = ("verbose_json", "srt", "vtt")
@@ -141,6 +147,7 @@ class FilePipeline:
         self.client = client
         self.emit = emit
         self.result = Result()
+        self.expected_requests: int | None = 1
 
     # -- deciding ---------------------------------------------------------------------
 
@@ -193,7 +200,9 @@ class FilePipeline:
         plan = plan_for(self.job, self.settings, info, duration_cap, overlap=bool(candidates))
         upload = None
         if plan is None:
-            upload = await asyncio.to_thread(media.prepare_upload, info, workdir, self.job.convert)
+            upload = await asyncio.to_thread(
+                media.prepare_upload, info, workdir, convert=self.job.convert
+            )
             if upload.notice:
                 self.notice(upload.notice)
             if upload.path.stat().st_size > safe_cap(self.settings):
@@ -213,7 +222,7 @@ class FilePipeline:
         if not candidates:
             negotiation.candidates = [text_format(self.settings, "json")]
         parts = await self.upload_chunks(
-            lambda: chunking.cut_chunks(info, plan, workdir), negotiation, plan.estimated_chunks
+            lambda: chunking.cut_chunks(info, plan, workdir), negotiation, plan.chunks
         )
         self.finish(stitch.stitch(parts, duration=info.duration))
 
@@ -225,12 +234,12 @@ class FilePipeline:
         if not negotiation.candidates:
             wanted = self.job.output_format.value
             fmt = text_format(self.settings, wanted)
-            body, transcript = await self.send(target, fmt, 0, 1)
+            body, transcript = await self.send(target, fmt, 0)
             if fmt == wanted:
                 self.result.passthrough = body
             self.finish(transcript)
             return
-        transcript = await self.send_negotiated(target, negotiation, 0, 1)
+        transcript = await self.send_negotiated(target, negotiation, 0)
         self.finish(stitch.stitch([stitch.Part(transcript, 0.0, duration)], duration=duration))
 
     async def run_utterances(self, info: media.MediaInfo, workdir: Path) -> None:
@@ -261,6 +270,7 @@ class FilePipeline:
         *,
         utterances: bool = False,
     ) -> list[stitch.Part]:
+        self.expected_requests = total
         self.emit(Event(Kind.PLAN, self.job.name, "chunks", total=total))
         ahead = asyncio.Semaphore(self.job.concurrency + 2)  # bounds chunk files on disk
         tasks: list[asyncio.Task[stitch.Part]] = []
@@ -302,8 +312,7 @@ class FilePipeline:
         try:
             upload = Upload(chunk.path, chunk.filename, _content_type(chunk.filename))
             prompt = _carry(previous_text, self.job.prompt) if self.job.carry_prompt else None
-            total = len(self.result.chunks)
-            transcript = await self.send_negotiated(upload, negotiation, chunk.index, total, prompt)
+            transcript = await self.send_negotiated(upload, negotiation, chunk.index, prompt)
             if self.job.carry_prompt:
                 previous_text.append(transcript.text)
             if utterances:
@@ -327,13 +336,12 @@ class FilePipeline:
         upload: Upload,
         negotiation: Negotiation,
         index: int,
-        total: int,
         prompt: str | None = None,
     ) -> Transcript:
         while True:
             fmt = negotiation.current
             try:
-                _body, transcript = await self.send(upload, fmt, index, total, prompt)
+                _body, transcript = await self.send(upload, fmt, index, prompt)
                 return transcript
             except RequestRejected as exc:
                 if exc.status != 400:
@@ -353,11 +361,11 @@ class FilePipeline:
         upload: Upload,
         response_format: str,
         index: int,
-        total: int,
         prompt: str | None = None,
     ) -> tuple[str, Transcript]:
         size = upload.path.stat().st_size
         label = self.job.name
+        total = max(self.expected_requests or 0, len(self.result.chunks)) or None
         self.emit(Event(Kind.UPLOADING, label, index=index, total=total, bytes=size))
         try:
             response = await self.client.send(
@@ -374,8 +382,8 @@ class FilePipeline:
             raise RequestRejected(
                 str(exc), file=self.job.name, hint="check that --base-url is a transcription API"
             ) from None
-        body = response.body.decode("utf-8", errors="replace")
-        return body, transcript
+        body = unwrap_body(response.body, response.content_type)
+        return body.decode("utf-8", errors="replace"), transcript
 
     def notice(self, message: str) -> None:
         self.emit(Event(Kind.NOTICE, self.job.name, message))
@@ -455,7 +463,9 @@ async def dry_run(job: Job, settings: Settings) -> PlanReport:
         plan = plan_for(job, settings, info, cap, overlap=bool(candidates))
         upload = None
         if plan is None:
-            upload = await asyncio.to_thread(media.prepare_upload, info, workdir, job.convert)
+            upload = await asyncio.to_thread(
+                media.prepare_upload, info, workdir, convert=job.convert
+            )
             size = upload.path.stat().st_size
             if size > safe_cap(settings):
                 converted = replace(info, size=size)

@@ -68,12 +68,11 @@ class Reporter:
             return
         if self._progress is not None:
             self._advance(self._progress, event)
-        elif event.kind is Kind.UPLOADED and not self.quiet and (event.total or 0) > 1:
-            self._sent[event.file] = self._sent.get(event.file, 0) + 1
-            self.line(
-                f"{event.file}: request {self._sent[event.file]}/{event.total} done "
-                f"({event.bytes / 1e6:.1f} MB)"
-            )
+        elif event.kind is Kind.UPLOADED and not self.quiet:
+            done = self._sent[event.file] = self._sent.get(event.file, 0) + 1
+            if worth_a_line(done, event.total):
+                of = f"/{event.total}" if event.total else ""
+                self.line(f"{event.file}: {done}{of} requests done")
 
     def _advance(self, progress: Progress, event: Event) -> None:
         if event.kind is Kind.PLAN:
@@ -90,3 +89,12 @@ class Reporter:
             self._progress.console.print(f"sttcli: {text}", markup=False)
         else:
             print(f"sttcli: {text}", file=self.stderr, flush=True)
+
+
+def worth_a_line(done: int, total: int | None) -> bool:
+    """Plain output stays short: every request of a few, every tenth of many."""
+    if total is None:
+        return done % 25 == 0
+    if total <= 1:
+        return False
+    return total <= 20 or done == total or done % max(1, total // 10) == 0
