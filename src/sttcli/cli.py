@@ -44,6 +44,14 @@ GATEWAY = "Gateway"
 SPLITTING = "Long recordings"
 DIAGNOSTICS = "Network and diagnostics"
 
+
+def complete_gateways() -> list[str]:
+    try:
+        return list(config.all_profiles(config.load_config_file(), config.config_path()))
+    except SttcliError:
+        return list(config.BUILTIN_PROFILES)
+
+
 FileArg = Annotated[
     str,
     typer.Argument(
@@ -111,6 +119,7 @@ GatewayOpt = Annotated[
         "--gateway",
         "-g",
         metavar="NAME",
+        autocompletion=lambda: complete_gateways(),
         help="Profile: openai, portkey, portkey-local, requesty, groq, azure, local, custom, "
         "or one from your config file. [env: STTCLI_GATEWAY]",
         rich_help_panel=GATEWAY,
