@@ -11,6 +11,7 @@ import itertools
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -217,20 +218,26 @@ def test_dry_run_shows_the_plan_and_uploads_nothing(
 # --------------------------------------------------------------------------- very long inputs
 
 
-def peak_rss_kib(args: list[str | Path]) -> tuple[str, int]:
+# A forked child inherits its parent's peak RSS on Linux, so the CLI is started by a
+# small fresh interpreter, not by this (much larger) pytest process.
+LAUNCHER = """
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:], stdout=open(sys.argv[1], "wb"), stdin=subprocess.DEVNULL)
+_, status, usage = os.wait4(proc.pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
+"""
+
+
+def peak_rss_kib(args: list[str | Path], out: Path) -> tuple[str, int]:
     """Run the CLI to the end; its stdout and its peak RSS in KiB (from wait4)."""
-    full_env = {**os.environ, "STTCLI_API_KEY": API_KEY}
-    proc = subprocess.Popen(
-        [str(CLI), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL, env=full_env,
+    result = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, str(out), str(CLI), *map(str, args)],
+        capture_output=True, text=True, env={**os.environ, "STTCLI_API_KEY": API_KEY},
+        check=False, timeout=1800,
     )  # fmt: skip
-    assert proc.stdout is not None and proc.stderr is not None
-    stdout = proc.stdout.read()
-    stderr = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    assert proc.returncode == 0, stderr.decode()[-3000:]
-    return stdout.decode(), usage.ru_maxrss
+    code, rss = map(int, result.stdout.split())
+    assert code == 0, result.stderr[-3000:]
+    return out.read_text(), rss
 
 
 def test_25_minute_44k_stereo_wav(
@@ -239,7 +246,9 @@ def test_25_minute_44k_stereo_wav(
     path = tmp_path_factory.mktemp("wav") / "lecture.wav"
     rec = make_recording(path, 25, seed=9, rate=44100, channels=2)
     assert path.stat().st_size > 250_000_000
-    out, _ = peak_rss_kib(["transcribe", path, "-f", "vtt", "--base-url", gateway.base_url])
+    out, _ = peak_rss_kib(
+        ["transcribe", path, "-f", "vtt", "--base-url", gateway.base_url], path.with_suffix(".vtt")
+    )
     assert_split(gateway, 2)
     assert_cues_match(parse_vtt(out), phrases(rec.bursts), TOLERANCE)
     path.unlink()
@@ -254,9 +263,9 @@ def test_3_hour_mp3_in_flat_memory(
     long = make_recording(root / "three-hours.mp3", 180, seed=22, rate=22050, codec_args=mp3)
     assert long.path.stat().st_size > 80_000_000
     base = ["-f", "srt", "--base-url", gateway.base_url, "-j", "4"]
-    _, short_rss = peak_rss_kib(["transcribe", short.path, *base])
+    _, short_rss = peak_rss_kib(["transcribe", short.path, *base], root / "ten.srt")
     gateway.reset()
-    out, long_rss = peak_rss_kib(["transcribe", long.path, *base])
+    out, long_rss = peak_rss_kib(["transcribe", long.path, *base], root / "three-hours.srt")
     print(f"peak RSS: 10 min {short_rss / 1024:.0f} MiB, 3 h {long_rss / 1024:.0f} MiB")
     assert long_rss <= 1.5 * short_rss, f"3 h used {long_rss / short_rss:.2f}x the 10 min peak"
     assert_split(gateway, 8)

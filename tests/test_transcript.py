@@ -102,3 +102,10 @@ def test_malformed_bodies_raise(body: bytes, fmt: str) -> None:
 )  # fmt: skip
 def test_parse_clock(clock: str, seconds: float) -> None:
     assert parse_clock(clock) == pytest.approx(seconds, abs=1e-9)
+
+
+def test_vtt_entities_are_unescaped_but_srt_text_is_kept() -> None:
+    vtt = "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nR&amp;D &lt;3\n"
+    assert parse_response(vtt.encode(), "text/vtt", "vtt").segments[0].text == "R&D <3"
+    srt = "1\n00:00:00,000 --> 00:00:01,000\nR&amp;D\n"
+    assert parse_response(srt.encode(), "text/plain", "srt").segments[0].text == "R&amp;D"

@@ -27,7 +27,7 @@ from sttcli.transcript import (
 )
 from sttcli.writers import OutputFormat, format_timestamp
 
-TIMESTAMP_FORMATS = ("verbose_json", "srt", "vtt")
+TIMESTAMP_FORMATS = ("verbose_json", "srt", "vtt")  # in the order they are asked for
 UPLOAD_SAFETY = 0.96  # keep uploads this far under the cap: multipart overhead, MB vs MiB
 CARRY_PROMPT_CHARS = 600
 DURATION_CAP_PATTERN = re.compile(r"(\d+(?:\.\d+)?)\s*(?:s\b|sec|second)", re.IGNORECASE)
@@ -92,10 +92,6 @@ class Negotiation:
             raise ValueError(fmt)
 
 
-def needs_timestamps(fmt: OutputFormat) -> bool:
-    return fmt.value in TIMESTAMP_FORMATS
-
-
 def timestamp_candidates(job: Job, settings: Settings) -> list[str]:
     caps = settings.caps
     if not caps.timestamps:
@@ -151,9 +147,29 @@ class FilePipeline:
 
     # -- deciding ---------------------------------------------------------------------
 
+    def granularities(self) -> tuple[str, ...]:
+        """Subtitles need segments; split recordings also need words, so that what
+        overlapping chunks both heard is dropped word by word, not segment by segment."""
+        wanted = self.job.granularities
+        if self.job.output_format is not OutputFormat.VERBOSE_JSON:
+            wanted = ("segment",)
+        if self.result.plan is not None:
+            wanted = (*wanted, "segment", "word")
+        return tuple(dict.fromkeys(wanted))
+
+    def trimmed(self, transcript: Transcript) -> Transcript:
+        """Keep only the granularities the user asked for in verbose_json."""
+        if self.job.output_format is not OutputFormat.VERBOSE_JSON:
+            return transcript
+        if "word" not in self.job.granularities:
+            transcript = transcript.evolve(words=())
+        if "segment" not in self.job.granularities:
+            transcript = transcript.evolve(segments=())
+        return transcript
+
     def request(self, response_format: str, prompt: str | None = None) -> RequestOptions:
         job = self.job
-        granularities = job.granularities if response_format == "verbose_json" else ()
+        granularities = self.granularities() if response_format == "verbose_json" else ()
         return RequestOptions(
             task=job.task,
             model=self.settings.model,
@@ -169,7 +185,7 @@ class FilePipeline:
     async def run(self, workdir: Path) -> Result:
         check_model(self.job, self.settings)
         info = await asyncio.to_thread(media.probe, self.job.source)
-        wants_times = needs_timestamps(self.job.output_format)
+        wants_times = self.job.output_format.needs_timestamps
         candidates = timestamp_candidates(self.job, self.settings)
         duration_cap = self.settings.caps.duration_cap
         for _ in range(3):  # a 400 may teach us a smaller duration cap, once or twice
@@ -211,7 +227,7 @@ class FilePipeline:
                     self.job, self.settings, converted, duration_cap, overlap=bool(candidates)
                 )
         if plan is None and upload is not None:
-            wants_times = needs_timestamps(self.job.output_format)
+            wants_times = self.job.output_format.needs_timestamps
             chosen = list(candidates) if wants_times else []
             await self.run_single(upload, Negotiation(chosen, bool(chosen)), info.duration)
             return
@@ -254,7 +270,7 @@ class FilePipeline:
         self.finish(stitch.stitch(parts, duration=info.duration))
 
     def finish(self, transcript: Transcript) -> None:
-        self.result.transcript = transcript
+        self.result.transcript = self.trimmed(transcript)
         usage = transcript.usage
         self.result.usage = usage
         if usage is not None:
@@ -455,7 +471,7 @@ async def dry_run(job: Job, settings: Settings) -> PlanReport:
         workdir = Path(tmp)
         info = await asyncio.to_thread(media.probe, job.source)
         candidates = timestamp_candidates(job, settings)
-        if needs_timestamps(job.output_format) and not candidates:
+        if job.output_format.needs_timestamps and not candidates:
             pieces = await asyncio.to_thread(_collect, chunking.cut_utterances(info, workdir))
             fmt = text_format(settings, "json")
             return PlanReport(info, "utterances", fmt, ("model gives no timestamps",), pieces)
@@ -471,7 +487,7 @@ async def dry_run(job: Job, settings: Settings) -> PlanReport:
                 converted = replace(info, size=size)
                 plan = plan_for(job, settings, converted, cap, overlap=bool(candidates))
         if plan is None and upload is not None:
-            wants = needs_timestamps(job.output_format)
+            wants = job.output_format.needs_timestamps
             fmt = candidates[0] if wants else text_format(settings, job.output_format.value)
             return PlanReport(
                 info, "one request", fmt, (), (), upload.filename, size, upload.notice

@@ -6,6 +6,7 @@ own response, from the start of the chunk until `stitch.shift` moves it).
 
 from __future__ import annotations
 
+import html
 import io
 import json
 from collections.abc import Mapping
@@ -188,8 +189,11 @@ def parse_subtitles(text: str, response_format: str) -> Transcript:
         parsed = webvtt.WebVTT.from_buffer(io.StringIO(text), format=response_format)
     except Exception as exc:  # webvtt-py raises several unrelated types on bad input
         raise ResponseFormatError(f"the endpoint's {response_format} is malformed") from exc
+    unescape = html.unescape if response_format == "vtt" else str
     segments = tuple(
-        Segment(id=i, start=parse_clock(c.start), end=parse_clock(c.end), text=c.text.strip())
+        Segment(
+            id=i, start=parse_clock(c.start), end=parse_clock(c.end), text=unescape(c.text.strip())
+        )
         for i, c in enumerate(parsed.captions)
     )
     return Transcript(text=" ".join(s.text for s in segments if s.text), segments=segments)
