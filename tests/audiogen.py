@@ -100,7 +100,12 @@ def _pcm_blocks(
 
 
 def _add_burst(
-    signal: np.ndarray, t: np.ndarray, burst: Burst, amplitude: float, fade: int, rate: int,
+    signal: np.ndarray,
+    t: np.ndarray,
+    burst: Burst,
+    amplitude: float,
+    fade: int,
+    rate: int,
     first: int,
 ) -> None:
     lo = max(0, round(burst.start * rate) - first)
@@ -143,9 +148,9 @@ def write_recording(
     return path
 
 
-def speech_file(path: Path, duration: float = 20.0, *, seed: int = 0, **kwargs: object) -> tuple[
-    Path, list[Burst]
-]:
+def speech_file(
+    path: Path, duration: float = 20.0, *, seed: int = 0, **kwargs: object
+) -> tuple[Path, list[Burst]]:
     """A short recording with phrases and pauses; returns the path and its bursts."""
     bursts = schedule(duration, seed=seed)
     write_recording(path, bursts, duration, seed=seed, **kwargs)  # type: ignore[arg-type]
