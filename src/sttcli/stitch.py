@@ -25,6 +25,9 @@ _Interval = tuple[float, float]
 # Float noise: one boundary computed from two chunk offsets may differ in its last bits
 # (about 1e-10 s at 400 hours). Far below any real timing.
 _EPSILON = 1e-9
+# Endpoints round times (Whisper's tokens are 20 ms apart; gateways round to 1 ms), so an
+# item cut by a chunk's edge may end up to this far short of it.
+EDGE_SLACK = 0.02
 
 # Whisper's verbose_json may name the language instead of giving its code.
 _LANGUAGE_NAMES = {
@@ -141,19 +144,21 @@ def _gaps(
     """Stretches of [start, end] covered by no interval, clipped to [lo, hi].
 
     Two touching intervals leave a zero-width gap; the part's own edges count only when
-    real silence lies next to them (an item cut by the chunk's edge ends exactly there).
-    Differences below `_EPSILON` are float noise from adding chunk offsets.
-    A side without intervals says nothing about where speech is."""
+    real silence lies next to them: an item cut by the chunk's edge ends there, give or
+    take the endpoint's rounding (`EDGE_SLACK`). Differences below `_EPSILON` are float
+    noise from adding chunk offsets. A side without intervals says nothing about where
+    speech is."""
     if not intervals:
         return []
     gaps: list[_Interval] = []
     cursor, at_edge = start, True
     for a, b in sorted(intervals):
-        if a > cursor + _EPSILON or (a >= cursor - _EPSILON and not at_edge):
+        slack = EDGE_SLACK if at_edge else _EPSILON
+        if a > cursor + slack or (a >= cursor - _EPSILON and not at_edge):
             gaps.append((cursor, max(a, cursor)))
         if b > cursor:
             cursor, at_edge = b, False
-    if end > cursor + _EPSILON:
+    if end > cursor + EDGE_SLACK:
         gaps.append((cursor, end))
     clipped = ((max(a, lo), min(b, hi)) for a, b in gaps)
     return [(a, b) for a, b in clipped if a <= b]
