@@ -19,18 +19,12 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).parent))  # until conftest puts tests/ on the path
 
 from audiogen import Burst, continuous_schedule, schedule, write_recording
-from sttcli import chunking
-from sttcli.chunking import (
-    CODECS,
-    RATE,
-    Chunk,
-    SplitPlan,
-    cut_chunks,
-    cut_utterances,
-    plan_split,
-)
+from sttcli import pcm
+from sttcli.chunking import Chunk, SplitPlan, cut_chunks, plan_split
 from sttcli.errors import ConfigError, InputError, UsageError
 from sttcli.media import MediaInfo, probe
+from sttcli.pcm import CODECS, RATE
+from sttcli.utterances import cut_utterances
 
 LIMIT = 24_000_000
 ONSET_TOLERANCE = 0.005
@@ -295,7 +289,7 @@ def test_oversized_chunk_is_split_again(
     # and must be re-cut, exactly, until each fits.
     info, bursts = speech300
     optimistic = replace(CODECS["flac"], worst_bytes_per_second=4_000)
-    monkeypatch.setitem(chunking.CODECS, "flac", optimistic)
+    monkeypatch.setitem(pcm.CODECS, "flac", optimistic)
     plan = plan_split(info, max_upload_bytes=600_000, duration_cap=None, chunk_seconds=None)
     assert plan is not None and plan.max_seconds > 100
     chunks = list(cut_chunks(info, plan, tmp_path))

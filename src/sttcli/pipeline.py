@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from sttcli import chunking, media, stitch
+from sttcli import chunking, media, stitch, utterances
 from sttcli.chunking import Chunk, SplitPlan
 from sttcli.client import Client, RequestOptions, Upload
 from sttcli.config import Settings
@@ -265,7 +265,7 @@ class FilePipeline:
         )
         negotiation = Negotiation([text_format(self.settings, "json")], timestamps=False)
         parts = await self.upload_chunks(
-            lambda: chunking.cut_utterances(info, workdir), negotiation, None, utterances=True
+            lambda: utterances.cut_utterances(info, workdir), negotiation, None, utterances=True
         )
         self.finish(stitch.stitch(parts, duration=info.duration))
 
@@ -472,7 +472,7 @@ async def dry_run(job: Job, settings: Settings) -> PlanReport:
         info = await asyncio.to_thread(media.probe, job.source)
         candidates = timestamp_candidates(job, settings)
         if job.output_format.needs_timestamps and not candidates:
-            pieces = await asyncio.to_thread(_collect, chunking.cut_utterances(info, workdir))
+            pieces = await asyncio.to_thread(_collect, utterances.cut_utterances(info, workdir))
             fmt = text_format(settings, "json")
             return PlanReport(info, "utterances", fmt, ("model gives no timestamps",), pieces)
         cap = settings.caps.duration_cap
