@@ -16,7 +16,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from sttcli import __version__, config, pipeline
+from sttcli import __version__, config, pipeline, plan
 from sttcli.chunking import Chunk
 from sttcli.client import Client, RetryPolicy
 from sttcli.errors import ExitCode, SttcliError, UsageError
@@ -395,7 +395,7 @@ def _make_command(task: str) -> Callable[..., None]:
             settings = config.resolve(gateway_options, require_key=not dry_run)
             settings_box.append(settings)
             with input_path(file) as (path, name):
-                job = pipeline.Job(
+                job = plan.Job(
                     source=path,
                     name=name,
                     task=task,
@@ -411,7 +411,7 @@ def _make_command(task: str) -> Callable[..., None]:
                     concurrency=concurrency,
                 )
                 if dry_run:
-                    report = asyncio.run(pipeline.dry_run(job, settings))
+                    report = asyncio.run(plan.dry_run(job, settings))
                     print(describe_plan(report, format), end="")
                     return
                 reporter = Reporter(sys.stderr, tty=sys.stderr.isatty(), quiet=quiet, debug=debug)
@@ -431,7 +431,7 @@ def _make_command(task: str) -> Callable[..., None]:
 
 
 async def _transcribe(
-    job: pipeline.Job,
+    job: plan.Job,
     settings: config.Settings,
     reporter: Reporter,
     concurrency: int,
@@ -461,27 +461,27 @@ def _rendered(result: pipeline.Result, fmt: OutputFormat) -> str:
     return render(result.transcript, fmt)
 
 
-def describe_plan(report: pipeline.PlanReport, fmt: OutputFormat) -> str:
-    info = report.info
+def describe_plan(report: plan.PlanReport, fmt: OutputFormat) -> str:
+    info, decision = report.info, report.decision
     lines = [
         f"input: {info.path.name}: {info.container}/{info.codec}, {info.duration:.3f} s, "
         f"{info.size:,} bytes, {info.sample_rate} Hz, {info.channels} ch",
-        f"output: {fmt.value}; asking the endpoint for {report.request_format}",
+        f"output: {fmt.value}; asking the endpoint for {decision.formats[0]}",
     ]
-    if report.mode == "one request":
-        lines.append(f"plan: one request, {report.upload_name} ({report.upload_bytes:,} bytes)")
-        if report.notice:
-            lines.append(f"note: {report.notice}")
+    if decision.upload is not None:
+        upload = decision.upload
+        lines.append(f"plan: one request, {upload.filename} ({report.upload_bytes:,} bytes)")
+        if upload.notice:
+            lines.append(f"note: {upload.notice}")
         return "\n".join(lines) + "\n"
+    reasons = decision.plan.reasons if decision.plan else ("the model gives no timestamps",)
     total = sum(c.size for c in report.chunks)
     lines.append(
-        f"plan: {len(report.chunks)} {report.mode}, {total:,} bytes in all"
-        + (f" — {'; '.join(report.reasons)}" if report.reasons else "")
+        f"plan: {len(report.chunks)} {decision.mode.value}, {total:,} bytes in all"
+        f" — {'; '.join(reasons)}"
     )
     for chunk in report.chunks:
-        cut = (
-            "silence" if chunk.cut_in_silence else f"no silence, overlap {chunk.overlap_before:g} s"
-        )
+        cut = "silence" if chunk.cut_in_silence else f"quietest point, {overlap_note(chunk)}"
         lines.append(
             f"  {chunk.index + 1:>4}  {format_timestamp(chunk.start, decimal_marker='.')} – "
             f"{format_timestamp(chunk.end, decimal_marker='.')}  {chunk.size:>12,} bytes  "

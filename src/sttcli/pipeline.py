@@ -9,7 +9,7 @@ import asyncio
 import re
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sttcli import chunking, media, stitch, utterances
@@ -18,6 +18,7 @@ from sttcli.client import Client, RequestOptions, Upload
 from sttcli.config import Settings
 from sttcli.errors import ConfigError, RequestRejected, SttcliError
 from sttcli.events import Emit, Event, Kind
+from sttcli.plan import Decision, Job, Mode, check_model, decide, timestamp_formats
 from sttcli.transcript import (
     ResponseFormatError,
     Transcript,
@@ -27,28 +28,8 @@ from sttcli.transcript import (
 )
 from sttcli.writers import OutputFormat, format_timestamp
 
-TIMESTAMP_FORMATS = ("verbose_json", "srt", "vtt")  # in the order they are asked for
-UPLOAD_SAFETY = 0.96  # keep uploads this far under the cap: multipart overhead, MB vs MiB
 CARRY_PROMPT_CHARS = 600
 DURATION_CAP_PATTERN = re.compile(r"(\d+(?:\.\d+)?)\s*(?:s\b|sec|second)", re.IGNORECASE)
-FLAC_CONTENT_TYPE = "audio/flac"
-
-
-@dataclass(frozen=True)
-class Job:
-    source: Path
-    name: str  # how the user named the input, for messages
-    task: str = "transcribe"
-    output_format: OutputFormat = OutputFormat.TEXT
-    language: str | None = None
-    prompt: str | None = None
-    temperature: float | None = None
-    granularities: tuple[str, ...] = ("segment",)
-    chunk_seconds: float | None = None
-    overlap: float = 2.0
-    convert: bool = True
-    carry_prompt: bool = False
-    concurrency: int = 4
 
 
 @dataclass
@@ -76,64 +57,22 @@ class DurationCapExceeded(Exception):
 class Negotiation:
     """Which response format to ask for; learnt once from 400s and shared by all chunks."""
 
-    candidates: list[str]
+    formats: list[str]
     timestamps: bool
 
     @property
     def current(self) -> str:
-        return self.candidates[0]
+        return self.formats[0]
 
-    def refuse(self, fmt: str) -> None:
-        if fmt in self.candidates and len(self.candidates) > 1:
-            self.candidates.remove(fmt)
-        elif self.timestamps:
+    def refuse(self, fmt: str) -> bool:
+        """Drop a refused format; False when there is nothing left to try."""
+        if fmt in self.formats:
+            self.formats.remove(fmt)
+        if self.formats:
+            return True
+        if self.timestamps:
             raise NoTimestamps
-        else:
-            raise ValueError(fmt)
-
-
-def timestamp_candidates(job: Job, settings: Settings) -> list[str]:
-    caps = settings.caps
-    if not caps.timestamps:
-        return []
-    allowed = caps.formats & settings.profile.response_formats
-    return [f for f in TIMESTAMP_FORMATS if f in allowed]
-
-
-def check_model(job: Job, settings: Settings) -> None:
-    if job.task == "translate" and not settings.caps.translation:
-        raise ConfigError(
-            f"model {settings.model} cannot translate",
-            hint="use a Whisper model for translate, e.g. --model whisper-1",
-        )
-
-
-def safe_cap(settings: Settings) -> int:
-    return int(settings.upload_cap * UPLOAD_SAFETY)
-
-
-def plan_for(
-    job: Job,
-    settings: Settings,
-    info: media.MediaInfo,
-    duration_cap: float | None,
-    *,
-    overlap: bool,
-) -> SplitPlan | None:
-    """Overlapping chunks only help when the answers carry times to dedupe by."""
-    return chunking.plan_split(
-        info,
-        max_upload_bytes=safe_cap(settings),
-        duration_cap=duration_cap,
-        chunk_seconds=job.chunk_seconds,
-        overlap=job.overlap if overlap else 0.0,
-        model=settings.model,
-    )
-
-
-def text_format(settings: Settings, wanted: str) -> str:
-    allowed = settings.caps.formats & settings.profile.response_formats
-    return wanted if wanted in allowed else "json"
+        return False
 
 
 class FilePipeline:
@@ -185,61 +124,54 @@ class FilePipeline:
     async def run(self, workdir: Path) -> Result:
         check_model(self.job, self.settings)
         info = await asyncio.to_thread(media.probe, self.job.source)
-        wants_times = self.job.output_format.needs_timestamps
-        candidates = timestamp_candidates(self.job, self.settings)
+        timestamped = timestamp_formats(self.settings)
         duration_cap = self.settings.caps.duration_cap
         for _ in range(3):  # a 400 may teach us a smaller duration cap, once or twice
+            decision = await decide(
+                self.job,
+                self.settings,
+                info,
+                workdir,
+                timestamped=timestamped,
+                duration_cap=duration_cap,
+            )
             try:
-                if wants_times and not candidates:
-                    await self.run_utterances(info, workdir)
-                else:
-                    await self.run_chunks(info, workdir, candidates, duration_cap)
+                await self.execute(decision, info, workdir)
                 return self.result
             except NoTimestamps:
                 self.notice(f"{self.settings.model} returned no timestamps; cutting at pauses")
-                candidates = []
+                timestamped = ()
             except DurationCapExceeded as exc:
                 self.notice(f"the endpoint caps a request at {exc.cap:g} s; splitting to fit")
                 duration_cap = exc.cap
             self.result = Result()
         raise ConfigError("the endpoint kept refusing the request", file=self.job.name)
 
-    async def run_chunks(
-        self,
-        info: media.MediaInfo,
-        workdir: Path,
-        candidates: list[str],
-        duration_cap: float | None,
-    ) -> None:
-        """Timestamps are asked for whenever the model has them and either the output
-        needs them or the recording is split (overlaps are resolved by time)."""
-        plan = plan_for(self.job, self.settings, info, duration_cap, overlap=bool(candidates))
-        upload = None
-        if plan is None:
-            upload = await asyncio.to_thread(
-                media.prepare_upload, info, workdir, convert=self.job.convert
-            )
-            if upload.notice:
-                self.notice(upload.notice)
-            if upload.path.stat().st_size > safe_cap(self.settings):
-                converted = replace(info, size=upload.path.stat().st_size)
-                plan = plan_for(
-                    self.job, self.settings, converted, duration_cap, overlap=bool(candidates)
-                )
-        if plan is None and upload is not None:
-            wants_times = self.job.output_format.needs_timestamps
-            chosen = list(candidates) if wants_times else []
-            await self.run_single(upload, Negotiation(chosen, bool(chosen)), info.duration)
+    async def execute(self, decision: Decision, info: media.MediaInfo, workdir: Path) -> None:
+        negotiation = Negotiation(list(decision.formats), decision.timestamps)
+        if decision.mode is Mode.ONE_REQUEST:
+            assert decision.upload is not None
+            if decision.upload.notice:
+                self.notice(decision.upload.notice)
+            await self.run_single(decision.upload, negotiation, info.duration)
             return
-        negotiation = Negotiation(list(candidates), timestamps=bool(candidates))
-        assert plan is not None
-        self.result.plan = plan
-        self.notice(f"splitting: {'; '.join(plan.reasons)}")
-        if not candidates:
-            negotiation.candidates = [text_format(self.settings, "json")]
-        parts = await self.upload_chunks(
-            lambda: chunking.cut_chunks(info, plan, workdir), negotiation, plan.chunks
-        )
+        if decision.mode is Mode.CHUNKS:
+            plan = decision.plan
+            assert plan is not None
+            self.result.plan = plan
+            self.notice(f"splitting: {'; '.join(plan.reasons)}")
+            parts = await self.upload_chunks(
+                lambda: chunking.cut_chunks(info, plan, workdir), negotiation, plan.chunks
+            )
+        else:
+            self.notice(
+                f"{self.settings.model} gives no timestamps: transcribing utterance by "
+                "utterance and timing each from the audio"
+            )
+            parts = await self.upload_chunks(
+                lambda: utterances.cut_utterances(info, workdir), negotiation, None,
+                utterances=True,
+            )  # fmt: skip
         self.finish(stitch.stitch(parts, duration=info.duration))
 
     async def run_single(
@@ -247,27 +179,15 @@ class FilePipeline:
     ) -> None:
         self.emit(Event(Kind.PLAN, self.job.name, "one request", total=1))
         target = Upload(upload.path, upload.filename, upload.content_type)
-        if not negotiation.candidates:
-            wanted = self.job.output_format.value
-            fmt = text_format(self.settings, wanted)
+        if not negotiation.timestamps:
+            fmt = negotiation.current
             body, transcript = await self.send(target, fmt, 0)
-            if fmt == wanted:
+            if fmt == self.job.output_format.value:
                 self.result.passthrough = body
             self.finish(transcript)
             return
         transcript = await self.send_negotiated(target, negotiation, 0)
         self.finish(stitch.stitch([stitch.Part(transcript, 0.0, duration)], duration=duration))
-
-    async def run_utterances(self, info: media.MediaInfo, workdir: Path) -> None:
-        self.notice(
-            f"{self.settings.model} gives no timestamps: transcribing utterance by utterance "
-            "and timing each from the audio"
-        )
-        negotiation = Negotiation([text_format(self.settings, "json")], timestamps=False)
-        parts = await self.upload_chunks(
-            lambda: utterances.cut_utterances(info, workdir), negotiation, None, utterances=True
-        )
-        self.finish(stitch.stitch(parts, duration=info.duration))
 
     def finish(self, transcript: Transcript) -> None:
         self.result.transcript = self.trimmed(transcript)
@@ -365,12 +285,13 @@ class FilePipeline:
                 cap = _duration_cap(exc)
                 if cap is not None:
                     raise DurationCapExceeded(cap) from None
-                if not _names_response_format(exc) or fmt != negotiation.current:
+                if fmt != negotiation.current:
+                    continue  # another chunk already learnt this format is refused
+                if not _names_response_format(exc) or not negotiation.refuse(fmt):
                     raise
                 self.emit(
                     Event(Kind.DEBUG, self.job.name, f"endpoint refused {fmt}; trying another")
                 )
-                negotiation.refuse(fmt)
 
     async def send(
         self,
@@ -449,59 +370,3 @@ def _clock(seconds: float) -> str:
 async def transcribe(job: Job, settings: Settings, client: Client, emit: Emit) -> Result:
     with tempfile.TemporaryDirectory(prefix="sttcli-") as workdir:
         return await FilePipeline(job, settings, client, emit).run(Path(workdir))
-
-
-@dataclass(frozen=True)
-class PlanReport:
-    """What a run would do, for --dry-run: nothing is uploaded."""
-
-    info: media.MediaInfo
-    mode: str  # "one request", "chunks" or "utterances"
-    request_format: str
-    reasons: tuple[str, ...] = ()
-    chunks: tuple[Chunk, ...] = ()
-    upload_name: str | None = None
-    upload_bytes: int = 0
-    notice: str | None = None
-
-
-async def dry_run(job: Job, settings: Settings) -> PlanReport:
-    check_model(job, settings)
-    with tempfile.TemporaryDirectory(prefix="sttcli-plan-") as tmp:
-        workdir = Path(tmp)
-        info = await asyncio.to_thread(media.probe, job.source)
-        candidates = timestamp_candidates(job, settings)
-        if job.output_format.needs_timestamps and not candidates:
-            pieces = await asyncio.to_thread(_collect, utterances.cut_utterances(info, workdir))
-            fmt = text_format(settings, "json")
-            return PlanReport(info, "utterances", fmt, ("model gives no timestamps",), pieces)
-        cap = settings.caps.duration_cap
-        plan = plan_for(job, settings, info, cap, overlap=bool(candidates))
-        upload = None
-        if plan is None:
-            upload = await asyncio.to_thread(
-                media.prepare_upload, info, workdir, convert=job.convert
-            )
-            size = upload.path.stat().st_size
-            if size > safe_cap(settings):
-                converted = replace(info, size=size)
-                plan = plan_for(job, settings, converted, cap, overlap=bool(candidates))
-        if plan is None and upload is not None:
-            wants = job.output_format.needs_timestamps
-            fmt = candidates[0] if wants else text_format(settings, job.output_format.value)
-            return PlanReport(
-                info, "one request", fmt, (), (), upload.filename, size, upload.notice
-            )
-        assert plan is not None
-        chunks = await asyncio.to_thread(_collect, chunking.cut_chunks(info, plan, workdir))
-        fmt = candidates[0] if candidates else text_format(settings, "json")
-        return PlanReport(info, "chunks", fmt, plan.reasons, chunks)
-
-
-def _collect(chunks: Iterator[Chunk]) -> tuple[Chunk, ...]:
-    """Run a chunk producer to the end, keeping the descriptions and not the files."""
-    collected = []
-    for chunk in chunks:
-        collected.append(chunk)
-        chunk.path.unlink(missing_ok=True)
-    return tuple(collected)
