@@ -284,3 +284,20 @@ def test_every_cue_is_valid_srt_and_vtt_across_seams(
     assert_ordered(cues)
     assert cues[-1].end <= long_mp3.duration
     assert_cues_match(cues, phrases(long_mp3.bursts), TOLERANCE)
+
+
+def test_concurrent_chunks_all_fall_back_when_verbose_json_is_refused(
+    tmp_path: Path, gateway_factory: Callable[..., FakeGateway], run_cli: Run
+) -> None:
+    no_verbose = frozenset({"json", "text", "srt", "vtt"})
+    models = {"house-whisper": replace(DEFAULT_MODELS["whisper-1"], formats=no_verbose)}
+    gw = gateway_factory(models=models, latency=0.2)
+    rec = make_recording(tmp_path / "five.flac", 5, seed=8)
+    result = run_cli("transcribe", rec.path, "--base-url", gw.base_url, "-m", "house-whisper",
+                     "-f", "srt", "--chunk-seconds", "60", "-j", "4", env=env())  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert gw.max_in_flight >= 2
+    refused = [r for r in gw.requests if r.status == 400]
+    assert refused and all(r.response_format == "verbose_json" for r in refused)
+    assert {r.response_format for r in gw.answered} == {"srt"}
+    assert_cues_match(parse_srt(result.stdout), phrases(rec.bursts), TOLERANCE)
