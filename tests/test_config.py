@@ -104,11 +104,11 @@ def test_which_headers_are_secret(name: str, secret: bool) -> None:
 
 
 def test_portkey_provider_without_provider_key_says_which_to_set() -> None:
+    options = GatewayOptions(gateway="portkey", portkey_provider="anthropic")
     with pytest.raises(ConfigError, match="ANTHROPIC_API_KEY"):
-        resolve(
-            GatewayOptions(gateway="portkey", portkey_provider="anthropic"),
-            env={"PORTKEY_API_KEY": "pk"},
-        )
+        resolve(options, env={"PORTKEY_API_KEY": "pk"})
+    shown = resolve(options, env={}, require_key=False)  # config show, --dry-run
+    assert "Authorization" not in shown.request_headers()
 
 
 def test_custom_headers_are_parsed_and_secret_ones_redacted() -> None:

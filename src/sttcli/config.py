@@ -370,7 +370,7 @@ def resolve(
     if profile.model_prefix and "/" not in model:
         model = profile.model_prefix + model
     api_key, key_source = _resolve_key(profile, env, require_key)
-    headers, secret_headers = _resolve_headers(options, profile, env)
+    headers, secret_headers = _resolve_headers(options, profile, env, require_key)
     cap_mb = options.upload_cap_mb or _float_env(env, "STTCLI_UPLOAD_CAP_MB")
     return Settings(
         profile=profile,
@@ -421,7 +421,7 @@ def _resolve_key(
 
 
 def _resolve_headers(
-    options: GatewayOptions, profile: Profile, env: Mapping[str, str]
+    options: GatewayOptions, profile: Profile, env: Mapping[str, str], require_key: bool
 ) -> tuple[dict[str, str], dict[str, Secret]]:
     pairs = list(profile.headers.items())
     routing = {
@@ -433,8 +433,9 @@ def _resolve_headers(
     pairs += [(k, v) for k, v in routing.items() if v]
     pairs += [parse_header(raw) for raw in options.headers]
     if options.portkey_provider and not any(k.lower() == "authorization" for k, _ in pairs):
-        provider_key = _provider_key(options.portkey_provider, env)
-        pairs.append(("Authorization", f"Bearer {provider_key}"))
+        provider_key = _provider_key(options.portkey_provider, env, require_key)
+        if provider_key:
+            pairs.append(("Authorization", f"Bearer {provider_key}"))
     plain: dict[str, str] = {}
     secret: dict[str, Secret] = {}
     for key, value in pairs:
@@ -449,10 +450,10 @@ def is_secret_header(name: str) -> bool:
     return any(word in SECRET_HEADER_WORDS for word in re.split(r"[-_ ]", name.lower()))
 
 
-def _provider_key(provider: str, env: Mapping[str, str]) -> str:
+def _provider_key(provider: str, env: Mapping[str, str], required: bool) -> str | None:
     var = f"{provider.upper().replace('-', '_')}_API_KEY"
     value = env.get("STTCLI_PROVIDER_API_KEY") or env.get(var)
-    if not value:
+    if not value and required:
         raise ConfigError(
             f"--portkey-provider {provider} needs the provider's key",
             hint=f"set {var} or STTCLI_PROVIDER_API_KEY (or use --portkey-virtual-key)",
