@@ -7,11 +7,14 @@ Deselect them locally with -m "not slow".
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -301,3 +304,45 @@ def test_concurrent_chunks_all_fall_back_when_verbose_json_is_refused(
     assert refused and all(r.response_format == "verbose_json" for r in refused)
     assert {r.response_format for r in gw.answered} == {"srt"}
     assert_cues_match(parse_srt(result.stdout), phrases(rec.bursts), TOLERANCE)
+
+
+def test_ctrl_c_exits_130_and_leaves_no_files_or_processes(
+    tmp_path: Path, gateway: FakeGateway
+) -> None:
+    rec = make_recording(tmp_path / "eight.flac", 8, seed=12)
+    gateway.latency = 1.0
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    target = tmp_path / "out.srt"
+    proc = subprocess.Popen(
+        [str(CLI), "transcribe", str(rec.path), "-f", "srt", "--chunk-seconds", "30",
+         "-o", str(target), "--base-url", gateway.base_url],
+        env={**os.environ, "STTCLI_API_KEY": API_KEY, "TMPDIR": str(scratch)},
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not gateway.requests and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gateway.requests, "the CLI never started uploading"
+    children = child_pids(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "sttcli: interrupted" in stderr and "Traceback" not in stderr
+    assert not target.exists()
+    assert list(scratch.iterdir()) == [], "temporary files left behind"
+    assert children, "expected ffmpeg children while chunking"
+    time.sleep(0.2)
+    assert [pid for pid in children if Path(f"/proc/{pid}").exists()] == []
+
+
+def child_pids(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found

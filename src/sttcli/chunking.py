@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,14 +142,16 @@ def _split_reasons(
 # --------------------------------------------------------------------------- chunks
 
 
-def cut_chunks(info: MediaInfo, plan: SplitPlan, workdir: Path) -> Iterator[Chunk]:
+def cut_chunks(
+    info: MediaInfo, plan: SplitPlan, workdir: Path, stop: threading.Event | None = None
+) -> Iterator[Chunk]:
     """Decode `info` once and yield its chunks, each as soon as its file is complete.
 
     To overlap encoding with uploads, drive this from a worker thread (for example
     `await asyncio.to_thread(next, chunks, None)`). Closing the iterator early stops and
     reaps every ffmpeg process it started."""
     workdir.mkdir(parents=True, exist_ok=True)
-    cutter = _ChunkCutter(info, plan, workdir)
+    cutter = _ChunkCutter(info, plan, workdir, stop)
     try:
         yield from cutter.run()
     finally:
@@ -156,8 +159,11 @@ def cut_chunks(info: MediaInfo, plan: SplitPlan, workdir: Path) -> Iterator[Chun
 
 
 class _ChunkCutter:
-    def __init__(self, info: MediaInfo, plan: SplitPlan, workdir: Path) -> None:
+    def __init__(
+        self, info: MediaInfo, plan: SplitPlan, workdir: Path, stop: threading.Event | None
+    ) -> None:
         self.info = info
+        self.stop = stop
         self.plan = plan
         self.codec = CODECS[plan.codec]
         self.workdir = workdir
@@ -180,7 +186,7 @@ class _ChunkCutter:
             self.decoder = None
 
     def run(self) -> Iterator[Chunk]:
-        self.decoder = Decoder(self.info.path)
+        self.decoder = Decoder(self.info.path, self.stop)
         start, base, overlap, silent = 0, 0, 0, True
         while True:
             self._open(start)

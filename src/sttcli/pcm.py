@@ -11,6 +11,7 @@ import contextlib
 import math
 import subprocess
 import tempfile
+import threading
 import warnings
 import wave
 from dataclasses import dataclass
@@ -148,11 +149,17 @@ def _error_line(handle: IO[bytes], path: Path | None = None) -> str:
     return one_line(handle.read()[-4096:], path)
 
 
-class Decoder:
-    """ffmpeg decoding one input to s16le 16 kHz mono on a pipe."""
+class Stopped(Exception):
+    """A decode was stopped from another thread (the run is being cancelled)."""
 
-    def __init__(self, path: Path) -> None:
+
+class Decoder:
+    """ffmpeg decoding one input to s16le 16 kHz mono on a pipe. Setting `stop` (from
+    any thread) ends the decode at the next block, raising Stopped."""
+
+    def __init__(self, path: Path, stop: threading.Event | None = None) -> None:
         self.path = path
+        self.stop = stop
         self.samples = 0  # decoded so far
         self.eof = False
         self._err = _stderr_file()
@@ -169,6 +176,8 @@ class Decoder:
         """The next block (whole samples), or b"" at the end of the stream."""
         if self.eof or self.proc is None or self.proc.stdout is None:
             return b""
+        if self.stop is not None and self.stop.is_set():
+            raise Stopped(str(self.path))
         block = self.proc.stdout.read(READ_BYTES)
         if len(block) % SAMPLE_BYTES:
             block += self.proc.stdout.read(1)

@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import re
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -161,7 +163,9 @@ class FilePipeline:
             self.result.plan = plan
             self.notice(f"splitting: {'; '.join(plan.reasons)}")
             parts = await self.upload_chunks(
-                lambda: chunking.cut_chunks(info, plan, workdir), negotiation, plan.chunks
+                lambda stop: chunking.cut_chunks(info, plan, workdir, stop),
+                negotiation,
+                plan.chunks,
             )
         else:
             self.notice(
@@ -169,7 +173,7 @@ class FilePipeline:
                 "utterance and timing each from the audio"
             )
             parts = await self.upload_chunks(
-                lambda: utterances.cut_utterances(info, workdir), negotiation, None,
+                lambda stop: utterances.cut_utterances(info, workdir, stop=stop), negotiation, None,
                 utterances=True,
             )  # fmt: skip
         self.finish(stitch.stitch(parts, duration=info.duration))
@@ -200,7 +204,7 @@ class FilePipeline:
 
     async def upload_chunks(
         self,
-        produce: Callable[[], Iterator[Chunk]],
+        produce: Callable[[threading.Event], Iterator[Chunk]],
         negotiation: Negotiation,
         total: int | None,
         *,
@@ -210,12 +214,12 @@ class FilePipeline:
         self.emit(Event(Kind.PLAN, self.job.name, "chunks", total=total))
         ahead = asyncio.Semaphore(self.job.concurrency + 2)  # bounds chunk files on disk
         tasks: list[asyncio.Task[stitch.Part]] = []
-        chunks = produce()
+        chunks = ChunkSource(produce)
         previous_text: list[str] = []
         try:
             while True:
                 await ahead.acquire()
-                chunk = await asyncio.to_thread(next, chunks, None)
+                chunk = await chunks.next()
                 if chunk is None:
                     ahead.release()
                     break
@@ -235,7 +239,7 @@ class FilePipeline:
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
         finally:
-            await asyncio.to_thread(_close, chunks)
+            await chunks.close()
 
     async def upload_chunk(
         self,
@@ -332,10 +336,29 @@ def _raise_first_failure(tasks: list[asyncio.Task[stitch.Part]]) -> None:
             raise task.exception()  # type: ignore[misc]
 
 
-def _close(chunks: Iterator[Chunk]) -> None:
-    close = getattr(chunks, "close", None)
-    if close is not None:
-        close()
+class ChunkSource:
+    """Runs a chunk producer on its own thread, one step at a time, so that encoding the
+    next chunk overlaps the uploads. Closing stops the decode at its next block and then
+    closes the producer (ending its ffmpeg processes) once the step in progress is over:
+    a generator cannot be closed while another thread is inside it."""
+
+    def __init__(self, produce: Callable[[threading.Event], Iterator[Chunk]]) -> None:
+        self._stop = threading.Event()
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sttcli-chunks")
+        self._chunks = produce(self._stop)
+
+    async def next(self) -> Chunk | None:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, next, self._chunks, None)
+
+    async def close(self) -> None:
+        self._stop.set()
+        close = getattr(self._chunks, "close", None)
+        try:
+            if close is not None:
+                await asyncio.get_running_loop().run_in_executor(self._thread, close)
+        finally:
+            self._thread.shutdown(wait=False)
 
 
 def _carry(previous: list[str], user_prompt: str | None) -> str | None:

@@ -7,6 +7,7 @@ become its cue, so such models still give correct subtitles.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -42,6 +43,7 @@ def cut_utterances(
     max_seconds: float = 30.0,
     min_seconds: float = 1.0,
     codec: str = "wav",
+    stop: threading.Event | None = None,
 ) -> Iterator[Chunk]:
     """Cut at pauses into phrase-sized pieces, for models that return no timestamps.
 
@@ -56,6 +58,7 @@ def cut_utterances(
         raise UsageError("utterance bounds need 1.5 <= max_seconds and min_seconds < max_seconds")
     workdir.mkdir(parents=True, exist_ok=True)
     cutter = _UtteranceCutter(info, workdir, CODECS[codec], max_seconds, min_seconds)
+    cutter.stop = stop
     try:
         yield from cutter.run()
     finally:
@@ -92,6 +95,7 @@ class _UtteranceCutter:
         self.floor = 0  # the last piece ended here: the next may not start before it
         self.index = 0
         self.decoder: Decoder | None = None
+        self.stop: threading.Event | None = None
 
     def close(self) -> None:
         if self.decoder is not None:
@@ -99,7 +103,7 @@ class _UtteranceCutter:
             self.decoder = None
 
     def run(self) -> Iterator[Chunk]:
-        self.decoder = Decoder(self.info.path)
+        self.decoder = Decoder(self.info.path, self.stop)
         while True:
             while self.buf.end - self.buf.start < self.lookahead and not self.decoder.eof:
                 self.buf.append(self.decoder.read())
