@@ -346,3 +346,19 @@ def child_pids(pid: int) -> list[int]:
                 if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                     found.append(int(entry.name))
     return found
+
+
+def test_mp3_chunks_keep_exact_offsets_and_send_fewer_bytes(
+    tmp_path: Path, gateway: FakeGateway, run_cli: Run
+) -> None:
+    rec = make_recording(tmp_path / "seven.flac", 7, seed=14)
+    sizes = {}
+    for codec in ("flac", "mp3"):
+        gateway.reset()
+        out = transcribe(run_cli, rec, gateway, "-f", "verbose_json", "--timestamps", "word",
+                         "--chunk-seconds", "90", "--chunk-codec", codec)  # fmt: skip
+        assert {r.filename.rsplit(".", 1)[1] for r in gateway.answered if r.filename} == {codec}
+        sizes[codec] = sum(r.file_bytes for r in gateway.answered)
+        _, words = parse_verbose(out)
+        assert_words_match(words, rec.bursts, TOLERANCE)  # LAME's encoder delay is trimmed
+    assert sizes["mp3"] < sizes["flac"] / 2

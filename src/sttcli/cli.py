@@ -11,6 +11,7 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Callable, Iterator
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -192,6 +193,22 @@ ChunkSecondsOpt = Annotated[
         rich_help_panel=SPLITTING,
     ),
 ]
+
+
+class ChunkCodec(str, Enum):
+    FLAC = "flac"
+    MP3 = "mp3"
+
+
+ChunkCodecOpt = Annotated[
+    ChunkCodec,
+    typer.Option(
+        case_sensitive=False,
+        help="Chunk encoding: flac is lossless at 16 kHz (the models' rate); mp3 (32 kb/s) "
+        "sends ~4x fewer bytes, for slow uplinks.",
+        rich_help_panel=SPLITTING,
+    ),
+]
 OverlapOpt = Annotated[
     float,
     typer.Option(
@@ -365,6 +382,7 @@ def _make_command(task: str) -> Callable[..., None]:
         portkey_custom_host: PortkeyCustomHostOpt = None,
         upload_cap_mb: UploadCapOpt = None,
         chunk_seconds: ChunkSecondsOpt = None,
+        chunk_codec: ChunkCodecOpt = ChunkCodec.FLAC,
         overlap: OverlapOpt = 2.0,
         concurrency: ConcurrencyOpt = 4,
         carry_prompt: CarryPromptOpt = False,
@@ -405,6 +423,7 @@ def _make_command(task: str) -> Callable[..., None]:
                     temperature=temperature,
                     granularities=parse_granularities(timestamps),
                     chunk_seconds=chunk_seconds,
+                    chunk_codec=chunk_codec.value,
                     overlap=overlap,
                     convert=convert,
                     carry_prompt=carry_prompt,

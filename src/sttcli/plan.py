@@ -33,6 +33,7 @@ class Job:
     temperature: float | None = None
     granularities: tuple[str, ...] = ("segment",)
     chunk_seconds: float | None = None
+    chunk_codec: str = "flac"
     overlap: float = 2.0
     convert: bool = True
     carry_prompt: bool = False
@@ -96,6 +97,7 @@ def split_plan(
         max_upload_bytes=safe_cap(settings),
         duration_cap=duration_cap,
         chunk_seconds=job.chunk_seconds,
+        codec=job.chunk_codec,
         overlap=job.overlap if timestamps else 0.0,
         model=settings.model,
     )
