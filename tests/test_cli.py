@@ -126,7 +126,9 @@ def test_output_file_and_directory(
     result = run_cli("transcribe", path, "-f", "srt", "-o", target, "--base-url",
                      gateway.base_url, env=env)  # fmt: skip
     assert result.returncode == 0 and result.stdout == ""
-    assert_cues_match(parse_srt(target.read_text()), phrases(bursts), TOLERANCE)
+    cues = parse_srt(target.read_text())
+    assert_cues_match(cues, phrases(bursts), TOLERANCE)
+    assert f"sttcli: wrote {target}: {len(cues)} cues, 1 request, " in result.stderr
     result = run_cli("transcribe", path, "-f", "vtt", "-o", tmp_path, "--base-url",
                      gateway.base_url, env=env)  # fmt: skip
     assert result.returncode == 0, result.stderr

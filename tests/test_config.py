@@ -193,3 +193,11 @@ def test_secret_never_prints_itself() -> None:
 
 def test_environment_is_isolated_by_conftest() -> None:
     assert "OPENAI_API_KEY" not in os.environ
+
+
+def test_redact_hides_secrets_and_echoed_keys_but_not_short_values() -> None:
+    text = "bad key sk-abcdef123 from check; Incorrect API key provided: sk-abc***f123."
+    out = config.redact(text, ["sk-abcdef123", "k"])
+    assert "sk-abcdef123" not in out and "sk-abc***" not in out
+    assert "check" in out, "a 1-character 'secret' must not mangle words"
+    assert out.count("<redacted>") == 2

@@ -9,6 +9,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from enum import Enum
@@ -285,15 +286,9 @@ DebugOpt = Annotated[
 
 def fail(error: SttcliError, *, secrets: list[str] | None = None) -> NoReturn:
     """The single boundary where an error becomes one line on stderr and an exit code."""
-    line = _scrub(error.one_line(), secrets or [])
+    line = config.redact(error.one_line(), secrets or [])
     print(f"sttcli: error: {line}", file=sys.stderr, flush=True)
     raise typer.Exit(int(error.exit_code))
-
-
-def _scrub(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "<redacted>")
-    return text
 
 
 @contextlib.contextmanager
@@ -312,14 +307,14 @@ def error_boundary(debug: bool, secrets: Callable[[], list[str]]) -> Iterator[No
     except Exception as exc:
         if debug:
             _print_traceback(secrets())
-        message = _scrub(f"{type(exc).__name__}: {exc}", secrets())
+        message = config.redact(f"{type(exc).__name__}: {exc}", secrets())
         hint = "" if debug else " (run with --debug for details)"
         print(f"sttcli: error: internal error: {message}{hint}", file=sys.stderr, flush=True)
         raise typer.Exit(int(ExitCode.INTERNAL)) from None
 
 
 def _print_traceback(secrets: list[str]) -> None:
-    print(_scrub(traceback.format_exc(), secrets), file=sys.stderr, end="", flush=True)
+    print(config.redact(traceback.format_exc(), secrets), file=sys.stderr, end="", flush=True)
 
 
 @contextlib.contextmanager
@@ -433,13 +428,16 @@ def _make_command(task: str) -> Callable[..., None]:
                     report = asyncio.run(plan.dry_run(job, settings))
                     print(describe_plan(report, format), end="")
                     return
+                started = time.monotonic()
                 reporter = Reporter(sys.stderr, tty=sys.stderr.isatty(), quiet=quiet, debug=debug)
                 retry = RetryPolicy(retries=retries, base_delay=_backoff_base())
                 result = asyncio.run(
                     _transcribe(job, settings, reporter, concurrency, timeout, retry)
                 )
                 text = _rendered(result, format)
-                write_output(text, output, source_name=name, extension=format.value)
+                written = write_output(text, output, source_name=name, extension=format.value)
+                if written is not None and not quiet:
+                    reporter.line(summary(written, result, time.monotonic() - started))
 
     command.__doc__ = (
         "Transcribe a recording (any length) into text, json, verbose_json, srt or vtt."
@@ -470,6 +468,18 @@ def _backoff_base() -> float:
         return float(raw) if raw else 0.5
     except ValueError:
         return 0.5
+
+
+def summary(path: Path, result: pipeline.Result, seconds: float) -> str:
+    """One line after a file was written: what it holds and what it took."""
+    transcript = result.transcript
+    what = plural(len(transcript.segments), "cue") if transcript and transcript.segments else "text"
+    sent = f"{result.bytes_sent / 1e6:.1f} MB uploaded"
+    return f"wrote {path}: {what}, {plural(result.requests, 'request')}, {sent} in {seconds:.1f} s"
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _rendered(result: pipeline.Result, fmt: OutputFormat) -> str:

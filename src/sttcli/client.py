@@ -10,7 +10,6 @@ import asyncio
 import email.utils
 import json
 import random
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,14 +19,13 @@ from typing import Any
 import httpx
 
 from sttcli import __version__
-from sttcli.config import Settings
+from sttcli.config import Settings, redact
 from sttcli.errors import ConfigError, EndpointError, RequestRejected, SttcliError
 from sttcli.events import Emit, Event, Kind, ignore
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 RETRY_AFTER_CAP = 300.0
 MAX_MESSAGE = 300
-MASKED_KEY = re.compile(r"(API key provided:)\s*\S+", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -199,15 +197,10 @@ class Client:
         return min(asked, RETRY_AFTER_CAP)
 
     def _http_error(self, response: httpx.Response) -> SttcliError:
-        message = self.scrub(endpoint_message(response))
+        message = redact(endpoint_message(response), self.settings.secrets())
         return error_for_status(
             response.status_code, message, self.settings, _error_detail(response)
         )
-
-    def scrub(self, text: str) -> str:
-        for secret in self.settings.secrets():
-            text = text.replace(secret, "<redacted>")
-        return MASKED_KEY.sub(r"\1 <redacted>", text)
 
 
 def _group(pairs: list[tuple[str, str]]) -> dict[str, str | list[str]]:

@@ -61,6 +61,20 @@ class Secret:
     __str__ = __repr__
 
 
+# Shorter "secrets" are not worth hiding and would mangle text ("k" is in "check").
+MIN_SECRET_LENGTH = 6
+# OpenAI's 401 echoes a masked key ("sk-abc***wxyz"): redact the echo too.
+MASKED_KEY = re.compile(r"(API key provided:)\s*\S+", re.IGNORECASE)
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """`text` with every secret (and any key an endpoint echoed back) replaced."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= MIN_SECRET_LENGTH:
+            text = text.replace(secret, "<redacted>")
+    return MASKED_KEY.sub(r"\1 <redacted>", text)
+
+
 @dataclass(frozen=True)
 class ModelCaps:
     formats: frozenset[str]

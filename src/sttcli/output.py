@@ -24,11 +24,12 @@ def _suffix(extension: str) -> str:
     return "json" if extension == "verbose_json" else "txt" if extension == "text" else extension
 
 
-def write_output(text: str, target: str | None, *, source_name: str, extension: str) -> None:
+def write_output(text: str, target: str | None, *, source_name: str, extension: str) -> Path | None:
+    """Write the result; the file written, or None for stdout."""
     if target is None or target == "-":
         sys.stdout.write(text)
         sys.stdout.flush()
-        return
+        return None
     path = output_path(target, source_name, extension)
     if not path.parent.is_dir():
         raise UsageError(
@@ -36,6 +37,7 @@ def write_output(text: str, target: str | None, *, source_name: str, extension: 
             hint="create it or choose another --output",
         )
     write_atomically(path, text)
+    return path
 
 
 def write_atomically(path: Path, text: str) -> None:
