@@ -31,6 +31,7 @@ if str(TESTS) not in sys.path:
 sys.path.insert(0, str(ROOT / "bench"))
 
 from audiogen import Burst, continuous_schedule, schedule, write_recording  # noqa: E402
+from checks import phrases  # noqa: E402
 from e2e import SEED, make_input  # noqa: E402
 from gateway import FakeGateway  # noqa: E402
 
@@ -87,14 +88,8 @@ def utterance_case(path: Path, truth: list[Burst], gw: FakeGateway) -> Row:
     cues = list(
         srt.parse(run_cli(path, gw, "-f", "srt", "-m", "gpt-4o-mini-transcribe", "-j", "8"))
     )
-    groups: list[list[Burst]] = []
-    for burst in truth:
-        if groups and burst.start - groups[-1][-1].end < 0.5:
-            groups[-1].append(burst)
-        else:
-            groups.append([burst])
     got = [(c.content, c.start.total_seconds(), c.end.total_seconds()) for c in cues]
-    phrase_truth = [Burst(g[0].start, g[-1].end, " ".join(b.word for b in g)) for g in groups]
+    phrase_truth = [Burst(p.start, p.end, p.text) for p in phrases(truth)]
     return compare("no-timestamp model, utterance cues", got, phrase_truth, len(gw.answered))
 
 

@@ -60,13 +60,13 @@ TESTS = ROOT / "tests"
 if str(TESTS) not in sys.path:  # make `import audiogen` / `import gateway` work
     sys.path.insert(0, str(TESTS))
 
-from audiogen import Burst, schedule, write_recording  # noqa: E402
+from audiogen import schedule, write_recording  # noqa: E402
+from checks import Cue, phrases  # noqa: E402
 from gateway import FakeGateway, RequestRecord  # noqa: E402
 
 CLI = Path(sys.executable).parent / "sttcli"
 API_KEY = "sk-bench-e2e-0123456789abcdef"
 SEED = 1
-PHRASE_GAP = 0.5  # bursts closer than this form one phrase (one cue)
 TOLERANCE = 0.050  # seconds, for the first and last cues
 QUICK_MINUTES = 6.0
 DEFAULT_MINUTES = 30.0
@@ -101,25 +101,7 @@ def make_input(seconds: float) -> Path:
     return path
 
 
-@dataclass(frozen=True)
-class Phrase:
-    start: float
-    end: float
-    text: str
-
-
-def phrases(bursts: Sequence[Burst], gap: float = PHRASE_GAP) -> list[Phrase]:
-    """The cues a correct transcript has: bursts closer than `gap` belong together."""
-    groups: list[list[Burst]] = []
-    for burst in bursts:
-        if groups and burst.start - groups[-1][-1].end < gap:
-            groups[-1].append(burst)
-        else:
-            groups.append([burst])
-    return [Phrase(g[0].start, g[-1].end, " ".join(b.word for b in g)) for g in groups]
-
-
-def check_srt(text: str, truth: Sequence[Phrase]) -> str | None:
+def check_srt(text: str, truth: Sequence[Cue]) -> str | None:
     """None if the SRT matches the truth; otherwise what is wrong."""
     try:
         cues = list(srt.parse(text))
@@ -276,7 +258,7 @@ def settle(gw: FakeGateway) -> None:
 def run_one(
     gw: FakeGateway,
     source: Path,
-    truth: Sequence[Phrase],
+    truth: Sequence[Cue],
     *,
     concurrency: int,
     chunk_seconds: float | None,
