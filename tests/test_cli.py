@@ -395,6 +395,15 @@ def test_429_with_retry_after_then_success(
     assert len(parse_srt(result.stdout)) == len(phrases(speech_wav[1]))
 
 
+def test_missing_ffmpeg_says_how_to_install_it(
+    speech_wav: tuple[Path, list[Burst]], run_cli: Run, tmp_path: Path
+) -> None:
+    result = run_cli("transcribe", speech_wav[0], "--base-url", "http://127.0.0.1:9/v1",
+                     env={**key_env(), "PATH": str(tmp_path)})  # fmt: skip
+    line = assert_one_line_error(result, 4)
+    assert "ffmpeg" in line and "apt-get install ffmpeg" in line
+
+
 def test_unreachable_endpoint_is_exit_5(speech_wav: tuple[Path, list[Burst]], run_cli: Run) -> None:
     result = run_cli("transcribe", speech_wav[0], "--retries", "0", "--base-url",
                      "http://127.0.0.1:9/v1", env=key_env())  # fmt: skip

@@ -112,7 +112,3 @@ class RequestRejected(EndpointError):
         self.code = code
         if input_fault:
             self.exit_code = ExitCode.INPUT
-
-
-class Interrupted(SttcliError):
-    exit_code = ExitCode.INTERRUPTED
