@@ -256,10 +256,10 @@ class FilePipeline:
             if self.job.carry_prompt:
                 previous_text.append(transcript.text)
             if utterances:
+                speech_start = chunk.start if chunk.speech_start is None else chunk.speech_start
+                speech_end = chunk.end if chunk.speech_end is None else chunk.speech_end
                 transcript = stitch.single_segment(
-                    transcript,
-                    (chunk.speech_start or chunk.start) - chunk.start,
-                    (chunk.speech_end or chunk.end) - chunk.start,
+                    transcript, speech_start - chunk.start, speech_end - chunk.start
                 )
             return stitch.Part(transcript, chunk.start, chunk.end)
         except SttcliError as exc:
