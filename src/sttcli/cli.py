@@ -437,7 +437,7 @@ def _make_command(task: str) -> Callable[..., None]:
                 text = _rendered(result, format)
                 written = write_output(text, output, source_name=name, extension=format.value)
                 if written is not None and not quiet:
-                    reporter.line(summary(written, result, time.monotonic() - started))
+                    reporter.line(summary(written, result, format, time.monotonic() - started))
 
     command.__doc__ = (
         "Transcribe a recording (any length) into text, json, verbose_json, srt or vtt."
@@ -470,10 +470,16 @@ def _backoff_base() -> float:
         return 0.5
 
 
-def summary(path: Path, result: pipeline.Result, seconds: float) -> str:
+def summary(path: Path, result: pipeline.Result, fmt: OutputFormat, seconds: float) -> str:
     """One line after a file was written: what it holds and what it took."""
     transcript = result.transcript
-    what = plural(len(transcript.segments), "cue") if transcript and transcript.segments else "text"
+    segments = len(transcript.segments) if transcript else 0
+    if fmt in (OutputFormat.SRT, OutputFormat.VTT):
+        what = plural(segments, "cue")
+    elif fmt is OutputFormat.VERBOSE_JSON:
+        what = plural(segments, "segment")
+    else:
+        what = f"{len(transcript.text) if transcript else 0:,} characters"
     sent = f"{result.bytes_sent / 1e6:.1f} MB uploaded"
     return f"wrote {path}: {what}, {plural(result.requests, 'request')}, {sent} in {seconds:.1f} s"
 

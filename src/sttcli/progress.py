@@ -5,6 +5,7 @@ Everything here writes to stderr; stdout is reserved for results.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TextIO
 
@@ -32,7 +33,7 @@ class Reporter:
         self.debug = debug
         self._progress: Progress | None = None
         self._tasks: dict[str, TaskID] = {}
-        self._sent: dict[str, int] = {}
+        self._counts: dict[str, Counts] = {}
 
     def __enter__(self) -> Reporter:
         if self.tty and not self.quiet:
@@ -40,6 +41,7 @@ class Reporter:
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
+                TextColumn("{task.fields[counts]}"),
                 TimeElapsedColumn(),
                 console=self.console,
                 transient=True,
@@ -66,23 +68,26 @@ class Reporter:
                 prefix = f"{event.file}: " if event.file else ""
                 self.line(f"{prefix}{event.message}")
             return
+        counts = self._counts.setdefault(event.file, Counts())
+        counts.add(event)
         if self._progress is not None:
-            self._advance(self._progress, event)
-        elif event.kind is Kind.UPLOADED and not self.quiet:
-            done = self._sent[event.file] = self._sent.get(event.file, 0) + 1
-            if worth_a_line(done, event.total):
-                of = f"/{event.total}" if event.total else ""
-                self.line(f"{event.file}: {done}{of} requests done")
+            self._advance(self._progress, event, counts)
+        elif event.kind is Kind.UPLOADED and not self.quiet and worth_a_line(counts, event.total):
+            of = f"/{event.total}" if event.total else ""
+            self.line(f"{event.file}: {counts.done}{of} requests done, {counts.describe()}")
 
-    def _advance(self, progress: Progress, event: Event) -> None:
+    def _advance(self, progress: Progress, event: Event, counts: Counts) -> None:
         if event.kind is Kind.PLAN:
-            self._tasks[event.file] = progress.add_task(event.file, total=event.total)
+            task = progress.add_task(event.file, total=event.total, counts="")
+            self._tasks[event.file] = task
             return
-        task = self._tasks.get(event.file)
-        if task is None:
-            return
-        if event.kind is Kind.UPLOADED:
-            progress.update(task, advance=1, total=event.total)
+        if event.file in self._tasks:
+            progress.update(
+                self._tasks[event.file],
+                completed=counts.done,
+                total=event.total,
+                counts=counts.describe(),
+            )
 
     def line(self, text: str) -> None:
         if self._progress is not None:
@@ -91,8 +96,29 @@ class Reporter:
             print(f"sttcli: {text}", file=self.stderr, flush=True)
 
 
-def worth_a_line(done: int, total: int | None) -> bool:
+@dataclass
+class Counts:
+    """One file's chunks prepared, requests done and bytes sent so far."""
+
+    prepared: int = 0
+    done: int = 0
+    sent: int = 0
+
+    def add(self, event: Event) -> None:
+        if event.kind is Kind.PREPARED:
+            self.prepared += 1
+        elif event.kind is Kind.UPLOADED:
+            self.done += 1
+            self.sent += event.bytes
+
+    def describe(self) -> str:
+        prepared = f"{self.prepared} prepared, " if self.prepared else ""
+        return f"{prepared}{self.sent / 1e6:.1f} MB sent"
+
+
+def worth_a_line(counts: Counts, total: int | None) -> bool:
     """Plain output stays short: every request of a few, every tenth of many."""
+    done = counts.done
     if total is None:
         return done % 25 == 0
     if total <= 1:
