@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sttcli import config
+from sttcli import config, profiles
 from sttcli.config import GatewayOptions, resolve
 from sttcli.errors import ConfigError, ExitCode
 
@@ -74,7 +74,7 @@ def test_requesty_prefixes_models_and_limits_formats() -> None:
         == "openai/gpt-4o-transcribe"
     )
     assert settings.profile.response_formats == {"json", "verbose_json"}
-    assert settings.upload_cap == 32 * config.MB
+    assert settings.upload_cap == 32 * profiles.MB
 
 
 def test_portkey_routing_headers_and_provider_key() -> None:
@@ -148,9 +148,9 @@ duration_cap = 600
     )
     settings = resolve(GatewayOptions(gateway="team", model="house-model"), env={"TEAM_KEY": KEY})
     assert settings.base_url == "https://proxy.example/v1"
-    assert settings.upload_cap == 10 * config.MB
+    assert settings.upload_cap == 10 * profiles.MB
     assert settings.headers["X-Team"] == "captions"
-    assert settings.caps == config.ModelCaps(frozenset({"json", "text"}), False, 600.0, True)
+    assert settings.caps == profiles.ModelCaps(frozenset({"json", "text"}), False, 600.0, True)
     assert settings.profile.auth_header == "Authorization"
 
 
@@ -181,7 +181,7 @@ def test_unknown_gateway_lists_the_known_ones() -> None:
     ],
 )
 def test_model_capabilities_are_data(model: str, timestamps: bool, cap: float | None) -> None:
-    caps = config.BUILTIN_PROFILES["openai"].caps(model)
+    caps = profiles.BUILTIN_PROFILES["openai"].caps(model)
     assert (caps.timestamps, caps.duration_cap) == (timestamps, cap)
 
 
