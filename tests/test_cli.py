@@ -229,6 +229,20 @@ def test_portkey_error_shapes_are_shown(
     assert gw.requests and gw.requests[0].status == 400
 
 
+def test_portkey_provider_header_without_its_key_gets_the_right_hint(
+    gateway_factory: Callable[..., FakeGateway],
+    speech_wav: tuple[Path, list[Burst]],
+    run_cli: Run,
+) -> None:
+    gw = gateway_factory(mode="portkey", portkey_api_key="pk-test-SECRET-42")
+    env = key_env(PORTKEY_API_KEY="pk-test-SECRET-42")
+    env["STTCLI_API_KEY"] = None
+    result = run_cli("transcribe", speech_wav[0], "-g", "portkey", "--base-url", gw.base_url,
+                     "-H", "x-portkey-provider: openai", env=env)  # fmt: skip
+    line = assert_one_line_error(result, 4)
+    assert "HTTP 401" in line and "OPENAI_API_KEY" in line and "--portkey-provider" in line
+
+
 def test_requesty_profile_renders_subtitles_locally(
     gateway_factory: Callable[..., FakeGateway],
     speech_wav: tuple[Path, list[Burst]],

@@ -319,12 +319,24 @@ def error_for_status(
 
 def _auth_hint(settings: Settings, status: int) -> str:
     profile = settings.profile
+    if _portkey_without_provider_key(settings):
+        return (
+            "Portkey sent the provider no key: set e.g. OPENAI_API_KEY and pass "
+            "--portkey-provider openai, or use --portkey-virtual-key"
+        )
     if settings.api_key is None:
         names = " or ".join((*profile.key_envs, "STTCLI_API_KEY"))
         return f"no key was sent; set {names}"
     if status == 403:
         return f"the key from {settings.key_source} may not use model {settings.model}"
     return f"check the key in {settings.key_source} (gateway {profile.name})"
+
+
+def _portkey_without_provider_key(settings: Settings) -> bool:
+    """Routed to a provider by header but with no Authorization: the open-source Portkey
+    gateway then forwards 'Bearer undefined', and the provider's 401 is about that."""
+    names = {name.lower() for name in (*settings.headers, *settings.secret_headers)}
+    return "x-portkey-provider" in names and "authorization" not in names
 
 
 def _transport_error(exc: Exception, url: str) -> EndpointError:
