@@ -185,6 +185,19 @@ def test_request_fields_are_sent(
     assert fields["model"] == ["whisper-1"]
 
 
+@pytest.mark.parametrize("model", ["whisper-1", "gpt-4o-transcribe"])
+def test_a_silent_recording_gives_empty_valid_subtitles(
+    model: str, gateway: FakeGateway, run_cli: Run, tmp_path: Path
+) -> None:
+    silent = tmp_path / "silent.wav"
+    ffmpeg("-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono", "-t", "10", str(silent))
+    for fmt, parse in (("srt", parse_srt), ("vtt", parse_vtt)):
+        result = run_cli("transcribe", silent, "-f", fmt, "-m", model, "--base-url",
+                         gateway.base_url, env=key_env())  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert parse(result.stdout) == []
+
+
 # --------------------------------------------------------------------------- gateways
 
 

@@ -297,10 +297,12 @@ def test_zero_length_cues_last_one_millisecond() -> None:
     assert len(webvtt.from_string(render(t, OutputFormat.VTT), strict=True).captions) == 3
 
 
-@pytest.mark.parametrize("fmt", [OutputFormat.SRT, OutputFormat.VTT])
-def test_subtitles_without_segments_raise(fmt: OutputFormat) -> None:
-    with pytest.raises(ValueError, match="without segments"):
-        render(Transcript(text="no timestamps here"), fmt)
+def test_a_recording_without_speech_gives_valid_empty_subtitles() -> None:
+    silent = Transcript(text="", segments=())
+    assert render(silent, OutputFormat.SRT) == ""
+    assert render(silent, OutputFormat.VTT) == "WEBVTT\n\n"
+    assert list(srt.parse(render(silent, OutputFormat.SRT))) == []
+    assert webvtt.from_string(render(silent, OutputFormat.VTT)).captions == []
 
 
 def test_text_formats_do_not_need_segments() -> None:

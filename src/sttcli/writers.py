@@ -115,9 +115,8 @@ def clean_cue_text(text: str) -> str:
 
 
 def iter_cues(transcript: Transcript) -> Iterator[Cue]:
-    """Which cues exist: one per segment with non-empty cleaned text, at least 1 ms long."""
-    if not transcript.segments:
-        raise ValueError("cannot render subtitles from a transcript without segments")
+    """Which cues exist: one per segment with non-empty cleaned text, at least 1 ms long.
+    A recording without speech has none: its subtitles are valid and empty."""
     for segment in transcript.segments:
         text = clean_cue_text(segment.text)
         if text:
@@ -231,5 +230,6 @@ _RENDERERS: dict[OutputFormat, Callable[[Transcript], str]] = {
 
 
 def render(transcript: Transcript, fmt: OutputFormat) -> str:
-    """The transcript in `fmt`. SRT and VTT need segments (ValueError otherwise)."""
+    """The transcript in `fmt`. SRT and VTT have one cue per segment (the pipeline asks
+    for timestamps, or times utterances itself, whenever they are the output)."""
     return _RENDERERS[OutputFormat(fmt)](transcript)
