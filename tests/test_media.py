@@ -281,3 +281,30 @@ def test_guessed_mp3_duration_is_measured_not_called_truncated(tmp_path: Path) -
     info = probe(path)
     assert info.duration == pytest.approx(40.0, abs=0.1)
     assert info.upload_ext == "mp3"
+
+
+def test_a_long_corrupt_file_with_megabytes_of_decoder_errors_does_not_hang(
+    tmp_path: Path,
+) -> None:
+    """ffmpeg prints an error per damaged frame; reading its stdout to the end while its
+    stderr pipe fills would block both sides forever."""
+    clean = tmp_path / "noxing.mp3"
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+         "sine=frequency=440:duration=600", "-c:a", "libmp3lame", "-b:a", "64k",
+         "-write_xing", "0", str(clean)],
+        check=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    data = bytearray(clean.read_bytes())
+    for at in range(len(data) // 10, len(data) - len(data) // 10, 417):
+        data[at : at + 2] = bytes(((at * 7) % 256, (at * 13) % 256))
+    corrupt = tmp_path / "corrupt.mp3"
+    corrupt.write_bytes(bytes(data))
+    script = "import sys, pathlib; from sttcli import media; "
+    script += "print(media.probe(pathlib.Path(sys.argv[1])).duration)"
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(corrupt)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout) > 500

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -267,13 +268,20 @@ def _decoded_seconds(path: Path, start: float | None) -> float:
         "-map", "0:a:0", "-ac", "1", "-ar", str(TAIL_RATE), "-f", "s16le", "pipe:1",
     ]  # fmt: skip
     total = 0
-    with subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
-    ) as proc:
-        assert proc.stdout is not None and proc.stderr is not None
+    # stderr goes to a file: a corrupt file can make ffmpeg print megabytes of errors,
+    # which would fill a pipe and block it while we wait on stdout.
+    with (
+        tempfile.TemporaryFile() as errors,
+        subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL
+        ) as proc,
+    ):
+        assert proc.stdout is not None
         while block := proc.stdout.read(1 << 16):
             total += len(block)
-        err = proc.stderr.read()
+        proc.wait()
+        errors.seek(0)
+        err = errors.read()[-4096:]
     if proc.returncode != 0 and total == 0:
         raise InputError(
             f"cannot decode audio ({one_line(err, path) or 'ffmpeg failed'})",
