@@ -62,6 +62,7 @@ if str(TESTS) not in sys.path:  # make `import audiogen` / `import gateway` work
 
 from audiogen import schedule, write_recording  # noqa: E402
 from checks import Cue, phrases  # noqa: E402
+from conftest import SCRUBBED_ENV  # noqa: E402
 from gateway import FakeGateway, RequestRecord  # noqa: E402
 
 CLI = Path(sys.executable).parent / "sttcli"
@@ -72,15 +73,6 @@ QUICK_MINUTES = 6.0
 DEFAULT_MINUTES = 30.0
 DEFAULT_SPLIT_CONCURRENCY = 4
 SETTLE_SECONDS = 5.0  # longest wait for the gateway to finish a request after the CLI exits
-SCRUBBED_ENV = (
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "PORTKEY_API_KEY",
-    "REQUESTY_API_KEY",
-    "GROQ_API_KEY",
-    "AZURE_OPENAI_API_KEY",
-    "FORCE_COLOR",
-)
 
 
 # --------------------------------------------------------------------------- input and truth

@@ -30,6 +30,7 @@ SCRUBBED_ENV = (
     "REQUESTY_API_KEY",
     "GROQ_API_KEY",
     "AZURE_OPENAI_API_KEY",
+    "FORCE_COLOR",
 )
 
 
@@ -57,7 +58,6 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
         (home / sub).mkdir()
         monkeypatch.setenv(var, str(home / sub))
     monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.delenv("FORCE_COLOR", raising=False)
     return config_dir
 
 

@@ -201,15 +201,25 @@ def test_a_silent_recording_gives_empty_valid_subtitles(
 # --------------------------------------------------------------------------- gateways
 
 
+PORTKEY_KEY = "pk-test-SECRET-42"
+
+
+def portkey(
+    make: Callable[..., FakeGateway], **keys: str
+) -> tuple[FakeGateway, dict[str, str | None]]:
+    """A Portkey-mode gateway and an environment holding its key (and `keys`), no STTCLI key."""
+    env = key_env(PORTKEY_API_KEY=PORTKEY_KEY, **keys)
+    env["STTCLI_API_KEY"] = None
+    return make(mode="portkey", portkey_api_key=PORTKEY_KEY), env
+
+
 def test_portkey_routing_headers_and_wrapped_answers(
     gateway_factory: Callable[..., FakeGateway],
     speech_wav: tuple[Path, list[Burst]],
     run_cli: Run,
 ) -> None:
-    gw = gateway_factory(mode="portkey", portkey_api_key="pk-test-SECRET-42")
+    gw, env = portkey(gateway_factory, OPENAI_API_KEY=API_KEY)
     path, bursts = speech_wav
-    env = key_env(PORTKEY_API_KEY="pk-test-SECRET-42", OPENAI_API_KEY=API_KEY)
-    env["STTCLI_API_KEY"] = None
     common = ["--gateway", "portkey", "--base-url", gw.base_url, "--portkey-provider", "openai"]
     for fmt in ("srt", "vtt", "text"):
         result = run_cli("transcribe", path, "-f", fmt, *common, env=env)
@@ -231,9 +241,7 @@ def test_portkey_error_shapes_are_shown(
     speech_wav: tuple[Path, list[Burst]],
     run_cli: Run,
 ) -> None:
-    gw = gateway_factory(mode="portkey", portkey_api_key="pk-test-SECRET-42")
-    env = key_env(PORTKEY_API_KEY="pk-test-SECRET-42")
-    env["STTCLI_API_KEY"] = None
+    gw, env = portkey(gateway_factory)
     # No routing header: the gateway's own {"status": "failure", "message": ...} body.
     result = run_cli("transcribe", speech_wav[0], "-g", "portkey", "--base-url", gw.base_url,
                      env=env)  # fmt: skip
@@ -247,9 +255,7 @@ def test_portkey_provider_header_without_its_key_gets_the_right_hint(
     speech_wav: tuple[Path, list[Burst]],
     run_cli: Run,
 ) -> None:
-    gw = gateway_factory(mode="portkey", portkey_api_key="pk-test-SECRET-42")
-    env = key_env(PORTKEY_API_KEY="pk-test-SECRET-42")
-    env["STTCLI_API_KEY"] = None
+    gw, env = portkey(gateway_factory)
     result = run_cli("transcribe", speech_wav[0], "-g", "portkey", "--base-url", gw.base_url,
                      "-H", "x-portkey-provider: openai", env=env)  # fmt: skip
     line = assert_one_line_error(result, 4)
